@@ -1,0 +1,69 @@
+//! Builds LuaJIT from `luajit-src` and links it into the runner and the tests only.
+//!
+//! The loadable module (`libsocketloop.so`) must use the host's LuaJIT, so nothing is linked
+//! into the cdylib: mlua is built with its `module` feature everywhere, and the static
+//! library is handed to the binaries and test targets through link arguments.
+//! The `jit.*` helper modules (Lua files in the LuaJIT tree) are listed for embedding.
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::PathBuf;
+
+fn main() {
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR is set by cargo"));
+    let artifacts = luajit_src::Build::new()
+        .out_dir(out_dir.join("luajit"))
+        .target(&env::var("TARGET").expect("TARGET is set by cargo"))
+        .host(&env::var("HOST").expect("HOST is set by cargo"))
+        .build();
+    let lib = artifacts.lib_dir().join("libluajit.a");
+    let lib = lib.display();
+
+    for kind in ["bins", "tests"] {
+        println!("cargo:rustc-link-arg-{kind}={lib}");
+        println!("cargo:rustc-link-arg-{kind}=-lm");
+        println!("cargo:rustc-link-arg-{kind}=-ldl");
+    }
+    // C modules (LuaSocket, cjson) resolve lua_* from the runner: export exactly the Lua API.
+    println!("cargo:rustc-link-arg-bins=-Wl,--export-dynamic-symbol=lua*");
+    // The library's own unit tests are reached only through a link search path.
+    println!(
+        "cargo:rustc-link-search=native={}",
+        artifacts.lib_dir().display()
+    );
+
+    embed_jit_modules(&out_dir);
+    println!("cargo:rerun-if-changed=build.rs");
+}
+
+/// Writes `jit_modules.rs`: a table of (module name, source) for LuaJIT's `jit/*.lua` files.
+fn embed_jit_modules(out_dir: &std::path::Path) {
+    let jit_dir = out_dir.join("luajit/luajit-build/src/jit");
+    let mut entries: Vec<_> = fs::read_dir(&jit_dir)
+        .expect("LuaJIT build tree has src/jit")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "lua"))
+        .filter(|p| {
+            // Of the disassemblers, only the ones for this target (jit.dis_x64 needs dis_x86).
+            let name = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            !name.starts_with("dis_") || name == "dis_x64" || name == "dis_x86"
+        })
+        .collect();
+    entries.sort();
+    let mut code = String::from("pub const JIT_MODULES: &[(&str, &str)] = &[\n");
+    for path in entries {
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("utf-8 name");
+        writeln!(
+            code,
+            "    (\"jit.{stem}\", include_str!({:?})),",
+            path.display()
+        )
+        .expect("write to String");
+    }
+    code.push_str("];\n");
+    fs::write(out_dir.join("jit_modules.rs"), code).expect("write jit_modules.rs");
+}

@@ -1,0 +1,153 @@
+-- socketloop: coroutine-based asynchronous TCP sockets for LuaJIT, with LuaSocket's API.
+-- The public API; docs/api.md documents every function.
+
+local core = require'socketloop.core'
+local S = require'socketloop.scheduler'
+local A = require'socketloop.asocket'
+
+local traceback = debug.traceback
+
+local loop = {_VERSION = 'socketloop 0.1.0'}
+
+loop.newthread = S.newthread
+loop.current = S.current
+loop.suspend = S.suspend
+loop.resume = S.resume
+loop.start = S.start
+loop.stop = S.stop
+loop.step = S.step
+loop.sleep = S.sleep
+loop.now = core.now
+loop.wrap = A.wrap
+loop.stats = S.stats
+
+-- Sets the handler of errors raised in loop threads: fn(err, traceback, thread).
+-- nil restores the default (print to stderr). Returns the previous handler.
+function loop.onerror(fn)
+	if fn ~= nil and type(fn) ~= 'function' then
+		error("bad argument #1 to 'onerror' (function expected, got " .. type(fn) .. ')', 2)
+	end
+	local previous = S.onerror
+	S.onerror = fn or S.default_onerror
+	return previous
+end
+
+local function new_tcp(family, ip, port)
+	local s = A.wrap(core.tcp(family))
+	if ip ~= nil or port ~= nil then
+		local ok, err = s:bind(ip or '*', port or 0)
+		if not ok then
+			s:close()
+			return nil, err
+		end
+	end
+	return s
+end
+
+-- An unconnected async TCP socket, bound to ip/port when given.
+function loop.tcp(ip, port)
+	return new_tcp(nil, ip, port)
+end
+
+-- The same, IPv6 only.
+function loop.tcp6(ip, port)
+	return new_tcp('inet6', ip, port)
+end
+
+function loop.connect(host, port, local_ip, local_port)
+	if type(host) ~= 'string' then
+		error("bad argument #1 to 'connect' (string expected, got " .. type(host) .. ')', 2)
+	end
+	local s, err = new_tcp(nil, local_ip, local_port)
+	if not s then return nil, err end
+	local ok
+	ok, err = s:connect(host, port)
+	if not ok then
+		s:close()
+		return nil, err
+	end
+	return s
+end
+
+local SERVER_BACKLOG = 4096
+local ACCEPT_BACKOFF_MAX = 1
+
+-- Runs a connection's handler; if it raises, the error is reported and the connection
+-- closed at once rather than when the socket is collected.
+local function serve(handler, client)
+	local co = S.running()
+	local ok = xpcall(handler, function(err)
+		S.report(err, traceback(tostring(err), 2), co)
+	end, client)
+	if not ok then
+		client:close()
+	end
+end
+
+-- Accepts until the server socket is closed. When accept fails for want of resources
+-- (descriptors, memory), backs off instead of spinning: the loop keeps serving.
+local function accept_loop(server, handler)
+	local backoff = 0
+	while true do
+		local client, err = server:accept()
+		if client then
+			backoff = 0
+			S.newthread(serve, handler, client)
+		elseif err == 'closed' then
+			return
+		elseif err ~= 'timeout' then
+			backoff = math.min(math.max(backoff * 2, 0.01), ACCEPT_BACKOFF_MAX)
+			S.sleep(backoff)
+		end
+	end
+end
+
+function loop.newserver(ip, port, handler)
+	if type(handler) ~= 'function' then
+		error("bad argument #3 to 'newserver' (function expected, got " .. type(handler) .. ')', 2)
+	end
+	local server = A.wrap(core.tcp())
+	server:setoption('reuseaddr', true)
+	local ok, err = server:bind(ip or '*', port or 0)
+	if ok then
+		ok, err = server:listen(SERVER_BACKLOG)
+	end
+	if not ok then
+		server:close()
+		return nil, err
+	end
+	S.newthread(accept_loop, server, handler)
+	return server
+end
+
+-- The same loop with threads that are symmetric coroutines (socketloop.coro): loop
+-- threads may coro.transfer to each other and use coro.wrap generators that do I/O.
+local function coro_loop()
+	local coro = require'socketloop.coro'
+	local cl = {}
+	for k, v in pairs(loop) do cl[k] = v end
+	cl.coro = nil
+	function cl.newthread(handler, ...)
+		if type(handler) ~= 'function' then
+			error("bad argument #1 to 'newthread' (function expected, got " .. type(handler) .. ')', 2)
+		end
+		local thread = coro.create(handler, coro.main)
+		S.run(thread, ...)
+		return thread
+	end
+	function cl.current()
+		return coro.current
+	end
+	cl.transfer = coro.transfer
+	return cl
+end
+
+return setmetatable(loop, {
+	__index = function(t, k)
+		if k == 'coro' then
+			local cl = coro_loop()
+			rawset(t, 'coro', cl)
+			return cl
+		end
+	end,
+})

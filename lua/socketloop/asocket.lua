@@ -1,0 +1,287 @@
+-- The async socket (asocket): LuaSocket's TCP API on top of a non-blocking socket.
+--
+-- The wrapped socket is either one of ours (src/tcp.rs: its methods say 'wantread' /
+-- 'wantwrite' instead of blocking) or a foreign one, such as a LuaSocket TCP object set
+-- to timeout 0 (its methods say 'timeout'). Either way, when an operation would block,
+-- the calling thread parks on the socket's wait key until the reactor reports readiness;
+-- outside a loop thread the call blocks in poll(2) instead, like LuaSocket's own.
+
+local core = require'socketloop.core'
+local S = require'socketloop.scheduler'
+
+local inloop, wait = S.inloop, S.wait
+local now, waitfd, watchfd = core.now, core.waitfd, core.watch
+local WANTREAD, WANTWRITE, MISUSE = core.WANTREAD, core.WANTWRITE, core.MISUSE
+local READ, WRITE = 0, 1
+
+local asocket = {}
+asocket.__index = asocket
+
+local A = {}
+
+local is_ours = core.isours
+
+-- Raises a misuse reported by a Rust method as a Lua error at the caller's call site.
+local function check(a, b, c, ...)
+	if a == nil and b == MISUSE then
+		error(c, 3)
+	end
+	return a, b, c, ...
+end
+
+local function would_block(err)
+	return err == WANTREAD or err == WANTWRITE or err == 'timeout'
+end
+
+-- Waits until the socket is ready for `dir`. `started` is when the call began waiting
+-- (for 't' timeouts); returns true or 'timeout'/'closed', and `started`.
+local function ready(self, dir, started)
+	local limit = self.block_timeout
+	if self.total_timeout then
+		started = started or now()
+		local left = started + self.total_timeout - now()
+		if not limit or left < limit then limit = left end
+	end
+	if limit and limit <= 0 then
+		return 'timeout', started
+	end
+	if inloop() then
+		return wait(self.token * 2 + dir, limit), started
+	end
+	local fd = self.socket:getfd()
+	if not fd or fd < 0 then return 'closed', started end
+	return waitfd(fd, dir == WRITE, limit) or 'timeout', started
+end
+
+-- What receive hands back when it gives up: the prefix and whatever was read so far.
+local function partial(self, prefix)
+	if self.ours then
+		return self.socket:drain(prefix)
+	end
+	return prefix or ''
+end
+
+function asocket:receive(pattern, prefix)
+	local s = self.socket
+	local data, err, part = s:receive(pattern, prefix)
+	if data then return data end
+	local started, how
+	while would_block(err) do
+		if part then prefix = part end
+		how, started = ready(self, READ, started)
+		if how ~= true then
+			return nil, how, partial(self, prefix)
+		end
+		data, err, part = s:receive(pattern, prefix)
+		if data then return data end
+	end
+	return check(nil, err, part)
+end
+
+function asocket:send(data, i, j)
+	local s = self.socket
+	local last, err, sent = s:send(data, i, j)
+	if last then return last end
+	local started, how
+	while would_block(err) do
+		i = sent + 1
+		how, started = ready(self, WRITE, started)
+		if how ~= true then
+			return nil, how, sent
+		end
+		last, err, sent = s:send(data, i, j)
+		if last then return last end
+	end
+	return check(nil, err, sent)
+end
+
+function asocket:accept()
+	local s = self.socket
+	local client, err, why = s:accept()
+	local started, how
+	while not client and would_block(err) do
+		how, started = ready(self, READ, started)
+		if how ~= true then
+			return nil, how
+		end
+		client, err, why = s:accept()
+	end
+	if not client then
+		return check(nil, err, why)
+	end
+	return A.wrap(client)
+end
+
+function asocket:connect(host, port)
+	local s = self.socket
+	local ok, err = check(s:connect(host, port))
+	local started, how
+	while not ok do
+		if err == 'already connected' and self.connecting then
+			break -- a foreign socket reports a finished connect this way
+		end
+		if not (would_block(err) or err:find('in progress', 1, true)) then
+			self.connecting = nil
+			return nil, err
+		end
+		self.connecting = true
+		how, started = ready(self, WRITE, started)
+		if how ~= true then
+			self.connecting = nil
+			return nil, how
+		end
+		ok, err = check(s:connect(host, port))
+	end
+	self.connecting = nil
+	return 1
+end
+
+function asocket:close()
+	local s = self.socket
+	if self.watch then
+		self.watch:close()
+		self.watch = nil
+	end
+	local token = self.token
+	self.token = -1
+	if token >= 0 then
+		S.wakeclosed(token)
+	end
+	return s:close()
+end
+
+function asocket:settimeout(value, mode)
+	if value ~= nil and type(value) ~= 'number' then
+		error("bad argument #1 to 'settimeout' (number expected, got " .. type(value) .. ')', 2)
+	end
+	if value and value < 0 then value = nil end
+	if mode == nil or mode == 'b' then
+		self.block_timeout = value
+	elseif mode == 't' or mode == 'r' then
+		self.total_timeout = value
+	else
+		error("bad argument #2 to 'settimeout' (invalid timeout mode '" .. tostring(mode) .. "')", 2)
+	end
+	return 1
+end
+
+function asocket:gettimeout()
+	return self.block_timeout, self.total_timeout
+end
+
+function asocket:call_async(func, ...)
+	if type(func) ~= 'function' then
+		error("bad argument #1 to 'call_async' (function expected, got " .. type(func) .. ')', 2)
+	end
+	local started, how
+	while true do
+		local ret, err = func(...)
+		if ret then
+			return ret, err
+		end
+		local dir = err == 'wantread' and READ or err == 'wantwrite' and WRITE
+		if not dir then
+			return ret, err
+		end
+		how, started = ready(self, dir, started)
+		if how ~= true then
+			return nil, how
+		end
+	end
+end
+
+function asocket:getsocket()
+	return self.socket
+end
+
+-- Points the asocket at `s` (ours or foreign) and registers it with the reactor.
+function asocket:setsocket(s)
+	if self.watch then
+		self.watch:close()
+		self.watch = nil
+	end
+	self.socket = s
+	self.ours = is_ours(s)
+	setmetatable(self, self.ours and asocket or foreign)
+	if self.ours then
+		self.token = s:token()
+		return
+	end
+	if type(s.settimeout) == 'function' then
+		s:settimeout(0)
+	end
+	local fd = s:getfd()
+	local watch, err = watchfd(fd)
+	if not watch then
+		error("bad argument #1 to 'setsocket' (cannot register descriptor: " .. tostring(err) .. ')', 2)
+	end
+	self.watch = watch
+	self.token = watch:token()
+end
+
+function asocket:dirty()
+	return self.socket:dirty()
+end
+
+function asocket:__tostring()
+	return tostring(self.socket)
+end
+
+-- The wrapped socket's other methods are called through forwarders, made once per name
+-- and shared by all asockets.
+local forwarders = {}
+local function forwarder(name)
+	local f = forwarders[name]
+	if not f then
+		f = function(self, ...)
+			local s = self.socket
+			return check(s[name](s, ...))
+		end
+		forwarders[name] = f
+	end
+	return f
+end
+
+for _, name in ipairs{'bind', 'listen', 'shutdown', 'setoption', 'getoption', 'getsockname',
+		'getpeername', 'getstats', 'setstats', 'getfd', 'setfd'} do
+	asocket[name] = forwarder(name)
+end
+
+-- A foreign socket may have methods of its own (LuaSocket's setpeername, getfamily...):
+-- those are looked up on it. Fields an asocket does not have stay nil.
+local foreign = {__tostring = asocket.__tostring}
+function foreign.__index(self, name)
+	local m = asocket[name]
+	if m ~= nil then return m end
+	local s = rawget(self, 'socket')
+	if type(name) == 'string' and s ~= nil and type(s[name]) == 'function' then
+		return forwarder(name)
+	end
+end
+
+function A.is_asocket(x)
+	local mt = getmetatable(x)
+	return mt == asocket or mt == foreign
+end
+
+-- Wraps one of our sockets, a foreign socket object with `getfd`, or a raw descriptor.
+function A.wrap(s)
+	if A.is_asocket(s) then
+		return s
+	end
+	if type(s) == 'number' then
+		local sock, err = core.fromfd(s)
+		if not sock then
+			error("bad argument #1 to 'wrap' (" .. err .. ')', 2)
+		end
+		s = sock
+	elseif type(s) ~= 'userdata' and type(s) ~= 'table' or type(s.getfd) ~= 'function' then
+		error("bad argument #1 to 'wrap' (socket or descriptor expected, got " .. type(s) .. ')', 2)
+	end
+	local self = setmetatable({}, asocket)
+	self:setsocket(s)
+	return self
+end
+
+A.class = asocket
+return A

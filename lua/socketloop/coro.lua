@@ -1,0 +1,63 @@
+-- Symmetric coroutines on Lua coroutines: create, transfer, current, main, wrap.
+--
+-- `coro.transfer(thread, ...)` suspends the running thread and continues `thread`, which
+-- receives the values as the return values of its own last transfer (or as arguments, if
+-- it had not started). A thread that ends transfers to the thread given at its creation
+-- (by default its creator). Transfers are carried out by the loop's scheduler, so a coro
+-- thread can also wait on sockets: its socket calls park it like any loop thread.
+
+local S = require'socketloop.scheduler'
+
+local create, yield = coroutine.create, coroutine.yield
+local running, TRANSFER, MAIN = S.running, S.TRANSFER, S.MAIN
+
+local coro = {main = MAIN}
+
+local function current()
+	return running() or MAIN
+end
+coro.running = current
+
+-- `coro.current` is a field, as in the coro module socketloop was designed with.
+setmetatable(coro, {
+	__index = function(_, k)
+		if k == 'current' then return current() end
+	end,
+})
+
+local function check_target(fname, thread)
+	if thread ~= MAIN and type(thread) ~= 'thread' then
+		error("bad argument #1 to '" .. fname .. "' (coro thread expected, got " .. type(thread) .. ')', 3)
+	end
+end
+
+function coro.create(f, return_thread)
+	if type(f) ~= 'function' then
+		error("bad argument #1 to 'create' (function expected, got " .. type(f) .. ')', 2)
+	end
+	local back = return_thread or current()
+	check_target('create', back)
+	return S.adopt(create(function(...)
+		return TRANSFER, back, f(...)
+	end))
+end
+
+function coro.transfer(thread, ...)
+	check_target('transfer', thread)
+	if running() then
+		return yield(TRANSFER, thread, ...)
+	end
+	if thread == MAIN then
+		return ...
+	end
+	return S.run(thread, ...)
+end
+
+function coro.wrap(f)
+	local thread = coro.create(f)
+	return function(...)
+		return coro.transfer(thread, ...)
+	end
+end
+
+return coro

@@ -1,0 +1,265 @@
+-- The scheduler of loop threads: runs coroutines, parks them on wait keys, and turns
+-- what the reactor reports (ready keys, expired timers) back into resumed threads.
+--
+-- A loop thread asks for what it waits on by yielding a request to whoever resumed it,
+-- which is always `run` below:
+--   yield(WAIT, key, timeout)    park on a socket wait key (see src/reactor.rs)
+--   yield(SLEEP, seconds)        park on a plain timer
+--   yield(IDLE)                  park until the loop has nothing else to do
+--   yield(TRANSFER, thread, ...) hand control to another thread (socketloop.coro)
+--   yield()                      suspend until loop.resume (loop.suspend)
+-- and it is resumed with `true` (ready), 'timeout' or 'closed'.
+-- Waiting costs no call into Rust unless the wait has a timeout.
+
+local core = require'socketloop.core'
+
+local create, resume, yield = coroutine.create, coroutine.resume, coroutine.yield
+local traceback = debug.traceback
+local poll, settimer, now = core.poll, core.settimer, core.now
+
+local S = {}
+
+-- The running coroutine, nil in the main thread (whether or not Lua 5.2 compat is on).
+local function running()
+	local co, ismain = coroutine.running()
+	if ismain then return nil end
+	return co
+end
+S.running = running
+
+local WAIT, SLEEP, IDLE, TRANSFER = {}, {}, {}, {}
+S.TRANSFER = TRANSFER
+-- Stands for the main (non-coroutine) thread as a transfer target.
+S.MAIN = setmetatable({}, {__tostring = function() return 'main thread' end})
+
+local parked = {}          -- wait key -> thread
+local npending = 0         -- threads parked on a key
+local idle, nidle = {}, 0  -- threads waiting in start() for the loop to go idle
+local deferred, ndeferred = {}, 0  -- threads to resume with 'closed' on the next step
+local ready = {}           -- filled by core.poll
+local sleepkey = 0         -- plain timer keys count down from -1
+local stopping = false
+
+local loopthreads = setmetatable({}, {__mode = 'k'})
+local suspended = setmetatable({}, {__mode = 'k'})
+local errhandlers = setmetatable({}, {__mode = 'k'})
+
+local function default_onerror(err, trace)
+	io.stderr:write('socketloop: error in thread: ', trace, '\n')
+	io.stderr:flush()
+end
+S.default_onerror = default_onerror
+S.onerror = default_onerror
+
+-- Hands an error raised in thread `co` to its handler (its own, or loop.onerror's).
+function S.report(err, trace, co)
+	local handler = errhandlers[co] or S.onerror
+	local ok, herr = pcall(handler, err, trace, co)
+	if not ok then
+		default_onerror(err, trace .. '\n(and the error handler failed: ' .. tostring(herr) .. ')')
+	end
+end
+
+local function report(co, err)
+	S.report(err, traceback(co, tostring(err)), co)
+end
+
+-- Resumes `co` and follows its requests until a thread parks, suspends or ends.
+-- Returns what was transferred to S.MAIN, if anything was.
+local after
+local function run(co, ...)
+	return after(co, resume(co, ...))
+end
+S.run = run
+
+function after(co, ok, req, a, b, ...)
+	if not ok then
+		return report(co, req)
+	end
+	if req == WAIT then
+		parked[a] = co
+		npending = npending + 1
+		if b then settimer(a, b) end
+	elseif req == TRANSFER then
+		if a == S.MAIN then return b, ... end
+		return run(a, b, ...)
+	elseif req == SLEEP then
+		sleepkey = sleepkey - 1
+		parked[sleepkey] = co
+		npending = npending + 1
+		settimer(sleepkey, a)
+	elseif req == IDLE then
+		nidle = nidle + 1
+		idle[nidle] = co
+	end
+end
+
+local function wake(key, how)
+	local co = parked[key]
+	if co then
+		parked[key] = nil
+		npending = npending - 1
+		run(co, how)
+	end
+end
+
+-- Makes `co` a loop thread: its socket calls park it instead of blocking the process.
+function S.adopt(co, onerror)
+	loopthreads[co] = true
+	errhandlers[co] = onerror
+	return co
+end
+
+-- The running loop thread, or nil outside one.
+function S.current()
+	local co = running()
+	if co and loopthreads[co] then return co end
+	return nil
+end
+
+function S.inloop()
+	local co = running()
+	return co ~= nil and loopthreads[co] == true
+end
+
+function S.newthread(handler, ...)
+	if type(handler) ~= 'function' then
+		error("bad argument #1 to 'newthread' (function expected, got " .. type(handler) .. ')', 2)
+	end
+	local co = S.adopt(create(handler))
+	run(co, ...)
+	return co
+end
+
+-- Parks the running loop thread on `key` (see the file header). Returns true, 'timeout'
+-- or 'closed'.
+function S.wait(key, timeout)
+	return yield(WAIT, key, timeout)
+end
+
+function S.sleep(seconds)
+	if type(seconds) ~= 'number' then
+		error("bad argument #1 to 'sleep' (number expected, got " .. type(seconds) .. ')', 2)
+	end
+	if S.inloop() then
+		yield(SLEEP, seconds)
+	else
+		core.waitfd(nil, false, math.max(seconds, 0))
+	end
+end
+
+function S.suspend()
+	local co = running()
+	if not (co and loopthreads[co]) then
+		error("'suspend' called outside a loop thread", 2)
+	end
+	suspended[co] = true
+	return yield()
+end
+
+function S.resume(co, ...)
+	if type(co) ~= 'thread' then
+		error("bad argument #1 to 'resume' (thread expected, got " .. type(co) .. ')', 2)
+	end
+	if not suspended[co] then
+		error("bad argument #1 to 'resume' (thread is not suspended by loop.suspend)", 2)
+	end
+	suspended[co] = nil
+	run(co, ...)
+end
+
+-- Wakes the threads parked on either direction of a closed socket with 'closed'.
+function S.wakeclosed(token)
+	for key = token * 2, token * 2 + 1 do
+		local co = parked[key]
+		if co then
+			parked[key] = nil
+			npending = npending - 1
+			ndeferred = ndeferred + 1
+			deferred[ndeferred] = co
+		end
+	end
+end
+
+local function run_deferred()
+	local list, n = deferred, ndeferred
+	deferred, ndeferred = {}, 0
+	for i = 1, n do run(list[i], 'closed') end
+end
+
+local function run_idle()
+	local list, n = idle, nidle
+	idle, nidle = {}, 0
+	for i = 1, n do run(list[i]) end
+end
+
+-- True while some thread waits on a socket, a timer or a deferred wake.
+function S.pending()
+	return npending > 0 or ndeferred > 0 or nidle > 0
+end
+
+function S.step(timeout)
+	if timeout ~= nil and type(timeout) ~= 'number' then
+		error("bad argument #1 to 'step' (number expected, got " .. type(timeout) .. ')', 2)
+	end
+	if ndeferred > 0 then
+		run_deferred()
+	end
+	if npending == 0 then
+		if ndeferred > 0 then return true end
+		if nidle > 0 then
+			run_idle()
+			return S.pending()
+		end
+		return false
+	end
+	local nready, nexpired, signal = poll(ndeferred > 0 and 0 or timeout, ready)
+	for i = 1, nready do
+		wake(ready[i], true)
+	end
+	for i = nready + 1, nready + nexpired do
+		wake(ready[i], 'timeout')
+	end
+	if signal then
+		S.signal = signal
+		stopping = true
+	end
+	return S.pending()
+end
+
+function S.start(timeout)
+	if timeout ~= nil and type(timeout) ~= 'number' then
+		error("bad argument #1 to 'start' (number expected, got " .. type(timeout) .. ')', 2)
+	end
+	if S.inloop() then
+		-- Scripts written for stock luajit end with start(): in the runner they run in a
+		-- loop thread already, so wait there until the loop has nothing else to do.
+		return yield(IDLE)
+	end
+	stopping = false
+	local deadline = timeout and now() + timeout
+	while not stopping do
+		local left = deadline and math.max(deadline - now(), 0)
+		if not S.step(left) then break end
+		if deadline and now() >= deadline then break end
+	end
+end
+
+function S.stop()
+	stopping = true
+end
+
+function S.stopped()
+	return stopping
+end
+
+function S.stats()
+	local registrations, timers = core.stats()
+	return {
+		pending = npending,
+		registrations = registrations,
+		timers = timers,
+	}
+end
+
+return S

@@ -1,0 +1,129 @@
+//! The runner's command line, parsed the way `luajit` parses its own.
+
+/// Something to do before the script, in command-line order.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    /// `-e chunk`
+    Exec(String),
+    /// `-l name`: `name = require'name'`
+    Require(String),
+    /// `-j cmd[=arg,...]`
+    Jit(String),
+    /// `-O[opt,...]`
+    Optimize(String),
+}
+
+/// Where the main script comes from.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Script {
+    File(String),
+    Stdin,
+}
+
+/// A parsed command line.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Invocation {
+    pub actions: Vec<Action>,
+    pub version: bool,
+    pub script: Option<Script>,
+    /// Index in argv of the script (argv.len() when there is none): `arg[0]`.
+    pub script_index: usize,
+}
+
+pub const USAGE: &str = "usage: socketloop [options]... [script [args]...]
+Available options are:
+  -e chunk  Execute string 'chunk'.
+  -l name   Require library 'name'.
+  -j cmd    Perform LuaJIT control command.
+  -O[opt]   Control LuaJIT optimizations.
+  -v        Show version information.
+  --        Stop handling options.
+  -         Execute stdin and stop handling options.";
+
+/// Parses `argv` (argv[0] is the program). Errors name the offending option.
+pub fn parse(argv: &[String]) -> Result<Invocation, String> {
+    let mut inv = Invocation {
+        script_index: argv.len(),
+        ..Invocation::default()
+    };
+    let mut i = 1;
+    while i < argv.len() {
+        let a = argv[i].as_str();
+        if a == "--" {
+            i += 1;
+            break;
+        }
+        if a == "-" {
+            inv.script = Some(Script::Stdin);
+            inv.script_index = i;
+            return Ok(inv);
+        }
+        if !a.starts_with('-') {
+            break;
+        }
+        match &a[..2.min(a.len())] {
+            "-v" if a.len() == 2 => inv.version = true,
+            "-e" | "-l" | "-j" => {
+                let value = if a.len() > 2 {
+                    a[2..].to_string()
+                } else {
+                    i += 1;
+                    argv.get(i)
+                        .cloned()
+                        .ok_or_else(|| format!("'{a}' needs argument"))?
+                };
+                inv.actions.push(match &a[..2] {
+                    "-e" => Action::Exec(value),
+                    "-l" => Action::Require(value),
+                    _ => Action::Jit(value),
+                });
+            }
+            "-O" => inv.actions.push(Action::Optimize(a[2..].to_string())),
+            _ => return Err(format!("unrecognized option '{a}'")),
+        }
+        i += 1;
+    }
+    if i < argv.len() {
+        inv.script = Some(Script::File(argv[i].clone()));
+        inv.script_index = i;
+    }
+    Ok(inv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn options_then_script_then_args() {
+        let inv = parse(&args("sl -e x=1 -lsocket -v a.lua p -e")).unwrap();
+        assert_eq!(
+            inv.actions,
+            vec![Action::Exec("x=1".into()), Action::Require("socket".into())]
+        );
+        assert!(inv.version);
+        assert_eq!(inv.script, Some(Script::File("a.lua".into())));
+        assert_eq!(inv.script_index, 5);
+    }
+
+    #[test]
+    fn stdin_and_double_dash() {
+        let inv = parse(&args("sl - z")).unwrap();
+        assert_eq!((inv.script, inv.script_index), (Some(Script::Stdin), 1));
+        let inv = parse(&args("sl -- -odd.lua")).unwrap();
+        assert_eq!(inv.script, Some(Script::File("-odd.lua".into())));
+    }
+
+    #[test]
+    fn errors_name_the_option() {
+        assert_eq!(parse(&args("sl -e")), Err("'-e' needs argument".into()));
+        assert_eq!(
+            parse(&args("sl -i")),
+            Err("unrecognized option '-i'".into())
+        );
+    }
+}

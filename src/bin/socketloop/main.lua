@@ -1,0 +1,52 @@
+-- The runner's main thread: the -l, -e, -j and -O actions in order, then the script,
+-- all in one loop thread; then the loop, until no thread waits on anything.
+-- Called with (actions, script function or false, script args...); returns the
+-- traceback of an uncaught error in the main thread (or nil) and the signal that
+-- stopped the loop (or nil).
+
+local actions, script = ...
+local S = require'socketloop.scheduler'
+
+local function jit_command(cmd)
+	local name, args = cmd:match('^([%w_]+)=?(.*)$')
+	if not name then error('bad -j command: ' .. cmd, 0) end
+	local argv = {}
+	for a in args:gmatch('[^,]+') do argv[#argv + 1] = a end
+	if name == 'on' or name == 'off' or name == 'flush' then
+		jit[name]()
+	else
+		local m = require('jit.' .. name)
+		m.start(unpack(argv))
+	end
+end
+
+local function main(...)
+	for _, a in ipairs(actions) do
+		if a[1] == 'require' then
+			_G[a[2]] = require(a[2])
+		elseif a[1] == 'exec' then
+			a[2]()
+		elseif a[1] == 'jit' then
+			jit_command(a[2])
+		elseif a[1] == 'opt' then
+			local opts = {}
+			for o in a[2]:gmatch('[^,]+') do opts[#opts + 1] = o end
+			require'jit.opt'.start(unpack(opts))
+		end
+	end
+	if script then
+		return script(...)
+	end
+end
+
+local failure
+local function onerror(_, trace)
+	failure = trace
+	S.stop()
+end
+
+S.run(S.adopt(coroutine.create(main), onerror), select(3, ...))
+if not failure then
+	S.start()
+end
+return failure, S.signal

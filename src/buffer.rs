@@ -1,0 +1,216 @@
+//! The receive buffer and LuaSocket's receive patterns (`'*l'`, `'*a'`, a byte count).
+//!
+//! Bytes read from a socket land here until a pattern is complete. The buffer owns no
+//! memory while it is empty, so an idle connection costs nothing for it; it grows to hold
+//! the longest incomplete match and is released again once drained.
+
+/// What a `receive` call asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pattern {
+    /// `'*l'`: a line ending in LF; every CR in it is dropped, the LF is not returned.
+    Line,
+    /// `'*a'`: everything until the peer closes the connection.
+    All,
+    /// A number: exactly that many bytes.
+    Bytes(usize),
+}
+
+impl Pattern {
+    /// Parses LuaSocket's pattern strings (`'*l'`, `'l'`, `'*a'`, `'a'`).
+    pub fn parse(text: &[u8]) -> Option<Pattern> {
+        match text {
+            b"*l" | b"l" => Some(Pattern::Line),
+            b"*a" | b"a" => Some(Pattern::All),
+            _ => None,
+        }
+    }
+}
+
+/// Why the buffer refused to grow.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Overflow;
+
+/// Bytes received but not yet handed to Lua.
+#[derive(Debug, Default)]
+pub struct RecvBuffer {
+    data: Vec<u8>,
+    /// Start of the unconsumed bytes in `data`.
+    start: usize,
+    /// How far `data[start..]` is known to hold no LF, so long lines are scanned once.
+    scanned: usize,
+    /// Most bytes the buffer may hold (0: no limit).
+    limit: usize,
+}
+
+impl RecvBuffer {
+    /// Number of buffered bytes.
+    pub fn len(&self) -> usize {
+        self.data.len() - self.start
+    }
+
+    /// True when nothing is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Caps how many bytes may wait here (0 removes the cap); see [`RecvBuffer::push`].
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit;
+    }
+
+    /// The configured cap (0: none).
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Appends received bytes; fails without change when that would pass the limit.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(), Overflow> {
+        if self.limit != 0 && self.len() + bytes.len() > self.limit {
+            return Err(Overflow);
+        }
+        if self.start > 0 && self.start == self.data.len() {
+            self.clear();
+        }
+        self.data.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Finds a complete match for `pattern` in the buffered bytes. `eof` says the peer
+    /// has closed, which completes `'*a'`. Returns the match's length in the buffer and
+    /// the length to consume (a line consumes its LF too).
+    pub fn find(&mut self, pattern: Pattern, eof: bool) -> Option<(usize, usize)> {
+        find_in(&self.data[self.start..], pattern, eof, &mut self.scanned)
+    }
+
+    /// The buffered bytes, oldest first.
+    pub fn bytes(&self) -> &[u8] {
+        &self.data[self.start..]
+    }
+
+    /// Drops the first `n` buffered bytes, giving memory back once the buffer is empty.
+    pub fn consume(&mut self, n: usize) {
+        self.start += n;
+        self.scanned = 0;
+        if self.start >= self.data.len() {
+            self.clear();
+        } else if self.start > self.data.len() / 2 && self.start > 4096 {
+            self.data.drain(..self.start);
+            self.start = 0;
+        }
+    }
+
+    /// Drops everything and releases the memory.
+    pub fn clear(&mut self) {
+        self.data = Vec::new();
+        self.start = 0;
+        self.scanned = 0;
+    }
+}
+
+/// Looks for a complete match of `pattern` at the start of `bytes`; see [`RecvBuffer::find`].
+/// `scanned` carries how much of `bytes` is known to hold no LF between calls.
+pub fn find_in(
+    bytes: &[u8],
+    pattern: Pattern,
+    eof: bool,
+    scanned: &mut usize,
+) -> Option<(usize, usize)> {
+    match pattern {
+        Pattern::Line => {
+            let from = (*scanned).min(bytes.len());
+            match bytes[from..].iter().position(|&b| b == b'\n') {
+                Some(i) => Some((from + i, from + i + 1)),
+                None => {
+                    *scanned = bytes.len();
+                    None
+                }
+            }
+        }
+        Pattern::All => eof.then_some((bytes.len(), bytes.len())),
+        Pattern::Bytes(n) => (bytes.len() >= n).then_some((n, n)),
+    }
+}
+
+/// Appends a matched region to `out` as the pattern returns it: lines lose every CR.
+pub fn append_match(out: &mut Vec<u8>, matched: &[u8], pattern: Pattern) {
+    if pattern == Pattern::Line {
+        out.extend(matched.iter().copied().filter(|&b| b != b'\r'));
+    } else {
+        out.extend_from_slice(matched);
+    }
+}
+
+/// True when a matched region can be handed out as it is (no CR to drop).
+pub fn is_verbatim(matched: &[u8], pattern: Pattern) -> bool {
+    pattern != Pattern::Line || !matched.contains(&b'\r')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn take(buf: &mut RecvBuffer, p: Pattern, eof: bool) -> Option<Vec<u8>> {
+        let (len, used) = buf.find(p, eof)?;
+        let mut out = Vec::new();
+        append_match(&mut out, &buf.bytes()[..len], p);
+        buf.consume(used);
+        Some(out)
+    }
+
+    #[test]
+    fn lines_drop_cr_and_lf() {
+        let mut b = RecvBuffer::default();
+        b.push(b"one\r\ntw\ro\nthree").unwrap();
+        assert_eq!(take(&mut b, Pattern::Line, false).unwrap(), b"one");
+        assert_eq!(take(&mut b, Pattern::Line, false).unwrap(), b"two");
+        assert_eq!(take(&mut b, Pattern::Line, false), None);
+        b.push(b"\n").unwrap();
+        assert_eq!(take(&mut b, Pattern::Line, false).unwrap(), b"three");
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn line_scan_resumes_where_it_stopped() {
+        let mut b = RecvBuffer::default();
+        b.push(b"abc").unwrap();
+        assert_eq!(b.find(Pattern::Line, false), None);
+        assert_eq!(b.scanned, 3);
+        b.push(b"d\nx").unwrap();
+        assert_eq!(b.find(Pattern::Line, false), Some((4, 5)));
+    }
+
+    #[test]
+    fn bytes_and_all() {
+        let mut b = RecvBuffer::default();
+        b.push(b"12345").unwrap();
+        assert_eq!(take(&mut b, Pattern::Bytes(6), false), None);
+        assert_eq!(take(&mut b, Pattern::Bytes(2), false).unwrap(), b"12");
+        assert_eq!(take(&mut b, Pattern::All, false), None);
+        assert_eq!(take(&mut b, Pattern::All, true).unwrap(), b"345");
+        assert_eq!(take(&mut b, Pattern::Bytes(0), false).unwrap(), b"");
+    }
+
+    #[test]
+    fn limit_refuses_growth() {
+        let mut b = RecvBuffer::default();
+        b.set_limit(4);
+        assert_eq!(b.push(b"abc"), Ok(()));
+        assert_eq!(b.push(b"de"), Err(Overflow));
+        assert_eq!(b.bytes(), b"abc");
+    }
+
+    #[test]
+    fn consumed_buffer_releases_memory() {
+        let mut b = RecvBuffer::default();
+        b.push(&[b'x'; 10000]).unwrap();
+        b.consume(10000);
+        assert_eq!(b.data.capacity(), 0);
+    }
+
+    #[test]
+    fn patterns_parse() {
+        assert_eq!(Pattern::parse(b"*l"), Some(Pattern::Line));
+        assert_eq!(Pattern::parse(b"a"), Some(Pattern::All));
+        assert_eq!(Pattern::parse(b"*x"), None);
+    }
+}

@@ -1,0 +1,53 @@
+//! The Lua half of the runtime, compiled into both builds so no path setup is needed.
+//! Submodules are registered in `package.preload` and compiled on first `require`.
+
+use mlua::{Function, Lua, Table};
+
+/// `(module name, file, source)` of every Lua module that ships inside the binary.
+const MODULES: &[(&str, &str, &str)] = &[
+    (
+        "socketloop",
+        "lua/socketloop.lua",
+        include_str!("../lua/socketloop.lua"),
+    ),
+    (
+        "socketloop.scheduler",
+        "lua/socketloop/scheduler.lua",
+        include_str!("../lua/socketloop/scheduler.lua"),
+    ),
+    (
+        "socketloop.asocket",
+        "lua/socketloop/asocket.lua",
+        include_str!("../lua/socketloop/asocket.lua"),
+    ),
+    (
+        "socketloop.coro",
+        "lua/socketloop/coro.lua",
+        include_str!("../lua/socketloop/coro.lua"),
+    ),
+];
+
+/// Registers `core` as `socketloop.core`, preloads the submodules and runs the main
+/// module, returning the `socketloop` table.
+pub fn install(lua: &Lua, core: Table) -> mlua::Result<Table> {
+    let package: Table = lua.globals().get("package")?;
+    let loaded: Table = package.get("loaded")?;
+    let preload: Table = package.get("preload")?;
+    loaded.set("socketloop.core", core)?;
+    for &(name, file, source) in &MODULES[1..] {
+        preload.set(name, loader(lua, file, source)?)?;
+    }
+    let (_, file, source) = MODULES[0];
+    lua.load(source)
+        .set_name(format!("@{file}"))
+        .call::<Table>("socketloop")
+}
+
+/// A `package.preload` entry that compiles `source` when the module is first required.
+fn loader(lua: &Lua, file: &'static str, source: &'static str) -> mlua::Result<Function> {
+    lua.create_function(move |lua, name: mlua::MultiValue| {
+        lua.load(source)
+            .set_name(format!("@{file}"))
+            .call::<mlua::Value>(name)
+    })
+}

@@ -1,0 +1,350 @@
+//! The poll loop: one mio `Poll`, a slab of registrations, and the timer heap.
+//!
+//! The reactor knows nothing about Lua threads. It hands out *tokens* (slab indices) for
+//! file descriptors and reports readiness as *wait keys*: `token * 2` for reading,
+//! `token * 2 + 1` for writing; negative keys are plain timers. The Lua scheduler keeps
+//! which thread waits on which key. Every descriptor is registered once, edge-triggered,
+//! for both directions, so waiting costs no system call; a poll costs one `epoll_wait`
+//! and work proportional to the descriptors that became ready.
+
+use crate::timers::{Clock, Nanos, TimerHeap};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+use std::cell::RefCell;
+use std::io;
+use std::os::fd::RawFd;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// The reactor as the sockets and the Lua bindings share it. Borrows are never held
+/// across a call into Lua, so a socket finalizer can always borrow it.
+pub type SharedReactor = Rc<RefCell<Reactor>>;
+
+/// Direction of a wait: the low bit of a wait key.
+pub const READ: usize = 0;
+/// See [`READ`].
+pub const WRITE: usize = 1;
+
+const SIGNAL_TOKEN: Token = Token(usize::MAX);
+const EVENT_CAPACITY: usize = 1024;
+
+/// One registration: an optional descriptor and a timeout slot per direction.
+#[derive(Debug, Default)]
+struct Source {
+    fd: Option<RawFd>,
+    slots: [TimeoutSlot; 2],
+    /// Closed, waiting for the next poll before the token may be reused (see `poll`).
+    retired: bool,
+}
+
+/// The timeout of the wait on one direction of a source.
+#[derive(Debug, Default, Clone, Copy)]
+struct TimeoutSlot {
+    /// When the current wait times out.
+    deadline: Option<Nanos>,
+    /// Deadline of this slot's live entry in the timer heap.
+    armed: Option<Nanos>,
+}
+
+/// What one call to [`Reactor::poll`] found.
+#[derive(Debug, Default)]
+pub struct PollResult {
+    /// Keys whose descriptor became ready (or failed, or hung up).
+    pub ready: Vec<i64>,
+    /// Keys whose timeout passed.
+    pub expired: Vec<i64>,
+    /// A signal the reactor was asked to catch arrived (its number).
+    pub signal: Option<i32>,
+}
+
+/// The poll loop state; see the module documentation.
+pub struct Reactor {
+    poll: Poll,
+    events: Events,
+    sources: Slab<Source>,
+    retired: Vec<usize>,
+    timers: TimerHeap,
+    clock: Clock,
+    signals: Option<crate::signals::SignalPipe>,
+}
+
+impl Reactor {
+    /// Creates the epoll instance.
+    pub fn new() -> io::Result<Reactor> {
+        Ok(Reactor {
+            poll: Poll::new()?,
+            events: Events::with_capacity(EVENT_CAPACITY),
+            sources: Slab::new(),
+            retired: Vec::new(),
+            timers: TimerHeap::default(),
+            clock: Clock::new(),
+            signals: None,
+        })
+    }
+
+    /// Creates a shared reactor.
+    pub fn shared() -> io::Result<SharedReactor> {
+        Ok(Rc::new(RefCell::new(Reactor::new()?)))
+    }
+
+    /// The loop's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Reserves a token with no descriptor yet.
+    pub fn add_source(&mut self) -> usize {
+        self.sources.insert(Source::default())
+    }
+
+    /// Registers `fd` under `token` for both directions, edge-triggered.
+    pub fn attach(&mut self, token: usize, fd: RawFd) -> io::Result<()> {
+        let Some(source) = self.sources.get_mut(token) else {
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        };
+        if let Some(old) = source.fd.take() {
+            let _ = self.poll.registry().deregister(&mut SourceFd(&old));
+        }
+        self.poll.registry().register(
+            &mut SourceFd(&fd),
+            Token(token),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        source.fd = Some(fd);
+        Ok(())
+    }
+
+    /// Unregisters the descriptor of `token` (which must still be open), keeping the token.
+    pub fn detach(&mut self, token: usize) {
+        if let Some(fd) = self.sources.get_mut(token).and_then(|s| s.fd.take()) {
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        }
+    }
+
+    /// Unregisters and frees `token`. The token is reused only after the next poll, so
+    /// readiness already reported for it cannot reach a newer socket with the same token.
+    pub fn remove_source(&mut self, token: usize) {
+        self.detach(token);
+        if let Some(source) = self.sources.get_mut(token) {
+            if !source.retired {
+                source.retired = true;
+                self.retired.push(token);
+            }
+        }
+    }
+
+    /// Number of live registrations (a leak check for tests and `loop.stats()`).
+    pub fn source_count(&self) -> usize {
+        self.sources.len() - self.retired.len()
+    }
+
+    /// Number of timer heap entries, live or stale.
+    pub fn timer_count(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Makes the wait on `key` time out `seconds` from now. A negative key is a plain timer
+    /// that always fires; a socket key fires only if its wait is still on by then.
+    pub fn set_timer(&mut self, key: i64, seconds: f64) {
+        let at = self.clock.deadline_in(seconds);
+        if key < 0 {
+            self.timers.push(at, key);
+            return;
+        }
+        let (token, dir) = split_key(key);
+        let Some(source) = self.sources.get_mut(token) else {
+            return;
+        };
+        let slot = &mut source.slots[dir];
+        slot.deadline = Some(at);
+        if slot.armed.is_none_or(|armed| at < armed) {
+            self.timers.push(at, key);
+            slot.armed = Some(at);
+        }
+    }
+
+    /// Waits up to `timeout` (None: until something happens) for readiness, timers or a
+    /// caught signal, and reports them in `out` (cleared first).
+    pub fn poll(&mut self, timeout: Option<Duration>, out: &mut PollResult) -> io::Result<()> {
+        out.ready.clear();
+        out.expired.clear();
+        out.signal = None;
+        for token in self.retired.drain(..) {
+            self.sources.remove(token);
+        }
+        let timeout = self.cap_by_timers(timeout);
+        match self.poll.poll(&mut self.events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        for event in self.events.iter() {
+            if event.token() == SIGNAL_TOKEN {
+                out.signal = self.signals.as_ref().and_then(|s| s.take());
+                continue;
+            }
+            let token = event.token().0;
+            let Some(source) = self.sources.get_mut(token) else {
+                continue;
+            };
+            if source.retired {
+                continue;
+            }
+            let failed = event.is_error();
+            if failed || event.is_readable() || event.is_read_closed() {
+                source.slots[READ].deadline = None;
+                out.ready.push(join_key(token, READ));
+            }
+            if failed || event.is_writable() || event.is_write_closed() {
+                source.slots[WRITE].deadline = None;
+                out.ready.push(join_key(token, WRITE));
+            }
+        }
+        self.expire(self.clock.now(), &mut out.expired);
+        Ok(())
+    }
+
+    /// Shortens `timeout` to the next timer deadline.
+    fn cap_by_timers(&self, timeout: Option<Duration>) -> Option<Duration> {
+        let Some(at) = self.timers.next_deadline() else {
+            return timeout;
+        };
+        let until = Duration::from_nanos(at.saturating_sub(self.clock.now()));
+        Some(timeout.map_or(until, |t| t.min(until)))
+    }
+
+    /// Pops due timers; stale entries (the wait ended, or moved its deadline) are dropped
+    /// or re-armed at the wait's current deadline.
+    fn expire(&mut self, now: Nanos, expired: &mut Vec<i64>) {
+        while let Some((at, key)) = self.timers.pop_due(now) {
+            if key < 0 {
+                expired.push(key);
+                continue;
+            }
+            let (token, dir) = split_key(key);
+            let Some(source) = self.sources.get_mut(token) else {
+                continue;
+            };
+            let slot = &mut source.slots[dir];
+            if slot.armed != Some(at) || source.retired {
+                continue;
+            }
+            slot.armed = None;
+            match slot.deadline {
+                Some(deadline) if deadline <= now => {
+                    slot.deadline = None;
+                    expired.push(key);
+                }
+                Some(deadline) => {
+                    self.timers.push(deadline, key);
+                    slot.armed = Some(deadline);
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Wakes the poll when one of `signals` arrives; [`PollResult::signal`] names it.
+    pub fn catch_signals(&mut self, signals: &[i32]) -> io::Result<()> {
+        let pipe = crate::signals::SignalPipe::new(signals)?;
+        self.poll.registry().register(
+            &mut SourceFd(&pipe.fd()),
+            SIGNAL_TOKEN,
+            Interest::READABLE,
+        )?;
+        self.signals = Some(pipe);
+        Ok(())
+    }
+}
+
+/// The wait key of one direction of a token.
+pub fn join_key(token: usize, dir: usize) -> i64 {
+    (token as i64) * 2 + dir as i64
+}
+
+/// A wait key's token and direction (keys handed here are never negative).
+fn split_key(key: i64) -> (usize, usize) {
+    ((key >> 1) as usize, (key & 1) as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    fn poll_now(r: &mut Reactor) -> PollResult {
+        let mut out = PollResult::default();
+        r.poll(Some(Duration::from_millis(50)), &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn reports_readiness_as_keys() {
+        let mut r = Reactor::new().unwrap();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let token = r.add_source();
+        r.attach(token, a.as_raw_fd()).unwrap();
+        let first = poll_now(&mut r);
+        assert_eq!(first.ready, vec![join_key(token, WRITE)]);
+        b.write_all(b"x").unwrap();
+        let second = poll_now(&mut r);
+        assert!(second.ready.contains(&join_key(token, READ)));
+    }
+
+    #[test]
+    fn socket_timer_fires_only_while_the_wait_is_on() {
+        let mut r = Reactor::new().unwrap();
+        let token = r.add_source();
+        let key = join_key(token, READ);
+        r.set_timer(key, 0.0);
+        assert_eq!(poll_now(&mut r).expired, vec![key]);
+        r.set_timer(key, 0.0);
+        r.sources[token].slots[READ].deadline = None; // the wait ended by readiness
+        assert!(poll_now(&mut r).expired.is_empty());
+        assert_eq!(r.timer_count(), 0);
+    }
+
+    #[test]
+    fn later_deadline_rearms_instead_of_pushing() {
+        let mut r = Reactor::new().unwrap();
+        let token = r.add_source();
+        let key = join_key(token, WRITE);
+        r.set_timer(key, 0.0);
+        r.set_timer(key, 0.03);
+        assert_eq!(r.timer_count(), 1);
+        let out = poll_now(&mut r);
+        assert!(out.expired.is_empty() || out.expired == vec![key]);
+        let mut seen = out.expired.len();
+        while seen == 0 {
+            seen = poll_now(&mut r).expired.len();
+        }
+        assert_eq!(r.timer_count(), 0);
+    }
+
+    #[test]
+    fn plain_timers_fire_in_order() {
+        let mut r = Reactor::new().unwrap();
+        r.set_timer(-2, 0.002);
+        r.set_timer(-1, 0.001);
+        let mut fired = Vec::new();
+        while fired.len() < 2 {
+            fired.extend(poll_now(&mut r).expired);
+        }
+        assert_eq!(fired, vec![-1, -2]);
+    }
+
+    #[test]
+    fn removed_tokens_wait_one_poll_before_reuse() {
+        let mut r = Reactor::new().unwrap();
+        let t = r.add_source();
+        r.remove_source(t);
+        assert_eq!(r.source_count(), 0);
+        assert_ne!(r.add_source(), t);
+        poll_now(&mut r);
+        assert_eq!(r.add_source(), t);
+    }
+}

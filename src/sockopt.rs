@@ -1,0 +1,167 @@
+//! Socket options by their LuaSocket names (`setoption`/`getoption`).
+
+use mlua::{IntoLua, Lua, Table, Value};
+use socket2::{Socket, TcpKeepalive};
+use std::io;
+use std::time::Duration;
+
+/// An option LuaSocket's TCP objects know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SockOpt {
+    KeepAlive,
+    Linger,
+    ReuseAddr,
+    ReusePort,
+    NoDelay,
+    V6Only,
+    KeepIdle,
+    KeepCount,
+    KeepInterval,
+    RecvBufferSize,
+    SendBufferSize,
+}
+
+/// An option's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptValue {
+    Bool(bool),
+    Int(i64),
+    /// `{on = bool, timeout = seconds}`.
+    Linger {
+        on: bool,
+        timeout: i64,
+    },
+}
+
+impl SockOpt {
+    /// The option named `name`, as LuaSocket spells it.
+    pub fn parse(name: &[u8]) -> Option<SockOpt> {
+        Some(match name {
+            b"keepalive" => SockOpt::KeepAlive,
+            b"linger" => SockOpt::Linger,
+            b"reuseaddr" => SockOpt::ReuseAddr,
+            b"reuseport" => SockOpt::ReusePort,
+            b"tcp-nodelay" => SockOpt::NoDelay,
+            b"ipv6-v6only" => SockOpt::V6Only,
+            b"tcp-keepidle" => SockOpt::KeepIdle,
+            b"tcp-keepcnt" => SockOpt::KeepCount,
+            b"tcp-keepintvl" => SockOpt::KeepInterval,
+            b"recv-buffer-size" => SockOpt::RecvBufferSize,
+            b"send-buffer-size" => SockOpt::SendBufferSize,
+            _ => return None,
+        })
+    }
+
+    /// Reads a Lua value for this option; the error says what was expected.
+    pub fn value_from_lua(self, value: &Value) -> Result<OptValue, &'static str> {
+        match self {
+            SockOpt::Linger => {
+                let Value::Table(t) = value else {
+                    return Err("table {on=, timeout=} expected");
+                };
+                let on = t
+                    .raw_get::<Option<bool>>("on")
+                    .map_err(|_| "'on' must be a boolean")?;
+                let timeout = t
+                    .raw_get::<Option<i64>>("timeout")
+                    .map_err(|_| "'timeout' must be a number")?;
+                Ok(OptValue::Linger {
+                    on: on.unwrap_or(false),
+                    timeout: timeout.unwrap_or(0),
+                })
+            }
+            SockOpt::KeepIdle
+            | SockOpt::KeepCount
+            | SockOpt::KeepInterval
+            | SockOpt::RecvBufferSize
+            | SockOpt::SendBufferSize => match value {
+                Value::Integer(n) if *n >= 0 => Ok(OptValue::Int(*n)),
+                Value::Number(n) if *n >= 0.0 => Ok(OptValue::Int(*n as i64)),
+                _ => Err("non-negative number expected"),
+            },
+            _ => match value {
+                Value::Boolean(b) => Ok(OptValue::Bool(*b)),
+                Value::Integer(n) => Ok(OptValue::Bool(*n != 0)),
+                Value::Number(n) => Ok(OptValue::Bool(*n != 0.0)),
+                _ => Err("boolean expected"),
+            },
+        }
+    }
+}
+
+impl OptValue {
+    /// The Lua value `getoption` returns.
+    pub fn into_lua(self, lua: &Lua) -> mlua::Result<Value> {
+        match self {
+            OptValue::Bool(b) => Ok(Value::Boolean(b)),
+            OptValue::Int(n) => Ok(Value::Integer(n)),
+            OptValue::Linger { on, timeout } => {
+                let t: Table = lua.create_table_with_capacity(0, 2)?;
+                t.raw_set("on", on)?;
+                t.raw_set("timeout", timeout)?;
+                t.into_lua(lua)
+            }
+        }
+    }
+}
+
+fn int(value: OptValue) -> u32 {
+    match value {
+        OptValue::Int(n) => n.clamp(0, u32::MAX as i64) as u32,
+        OptValue::Bool(b) => b as u32,
+        OptValue::Linger { .. } => 0,
+    }
+}
+
+fn flag(value: OptValue) -> bool {
+    matches!(value, OptValue::Bool(true))
+}
+
+/// Sets `opt` on `sock`.
+pub fn set(sock: &Socket, opt: SockOpt, value: OptValue) -> io::Result<()> {
+    let secs = |v| Duration::from_secs(int(v) as u64);
+    match opt {
+        SockOpt::KeepAlive => sock.set_keepalive(flag(value)),
+        SockOpt::Linger => match value {
+            OptValue::Linger { on, timeout } => {
+                sock.set_linger(on.then(|| Duration::from_secs(timeout.max(0) as u64)))
+            }
+            _ => sock.set_linger(None),
+        },
+        SockOpt::ReuseAddr => sock.set_reuse_address(flag(value)),
+        SockOpt::ReusePort => sock.set_reuse_port(flag(value)),
+        SockOpt::NoDelay => sock.set_tcp_nodelay(flag(value)),
+        SockOpt::V6Only => sock.set_only_v6(flag(value)),
+        SockOpt::KeepIdle => sock.set_tcp_keepalive(&TcpKeepalive::new().with_time(secs(value))),
+        SockOpt::KeepInterval => {
+            sock.set_tcp_keepalive(&TcpKeepalive::new().with_interval(secs(value)))
+        }
+        SockOpt::KeepCount => sock.set_tcp_keepalive(&TcpKeepalive::new().with_retries(int(value))),
+        SockOpt::RecvBufferSize => sock.set_recv_buffer_size(int(value) as usize),
+        SockOpt::SendBufferSize => sock.set_send_buffer_size(int(value) as usize),
+    }
+}
+
+/// Reads `opt` from `sock`.
+pub fn get(sock: &Socket, opt: SockOpt) -> io::Result<OptValue> {
+    let secs = |d: Duration| OptValue::Int(d.as_secs() as i64);
+    Ok(match opt {
+        SockOpt::KeepAlive => OptValue::Bool(sock.keepalive()?),
+        SockOpt::Linger => {
+            let l = sock.linger()?;
+            OptValue::Linger {
+                on: l.is_some(),
+                timeout: l.map_or(0, |d| d.as_secs() as i64),
+            }
+        }
+        SockOpt::ReuseAddr => OptValue::Bool(sock.reuse_address()?),
+        SockOpt::ReusePort => OptValue::Bool(sock.reuse_port()?),
+        SockOpt::NoDelay => OptValue::Bool(sock.tcp_nodelay()?),
+        SockOpt::V6Only => OptValue::Bool(sock.only_v6()?),
+        SockOpt::KeepIdle => secs(sock.tcp_keepalive_time()?),
+        SockOpt::KeepInterval => secs(sock.tcp_keepalive_interval()?),
+        SockOpt::KeepCount => OptValue::Int(sock.tcp_keepalive_retries()? as i64),
+        SockOpt::RecvBufferSize => OptValue::Int(sock.recv_buffer_size()? as i64),
+        SockOpt::SendBufferSize => OptValue::Int(sock.send_buffer_size()? as i64),
+    })
+}
