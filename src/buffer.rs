@@ -26,10 +26,6 @@ impl Pattern {
     }
 }
 
-/// Why the buffer refused to grow.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Overflow;
-
 /// Bytes received but not yet handed to Lua.
 #[derive(Debug, Default)]
 pub struct RecvBuffer {
@@ -38,7 +34,7 @@ pub struct RecvBuffer {
     start: usize,
     /// How far `data[start..]` is known to hold no LF, so long lines are scanned once.
     scanned: usize,
-    /// Most bytes the buffer may hold (0: no limit).
+    /// Most bytes one receive may take (0: no limit).
     limit: usize,
 }
 
@@ -53,26 +49,32 @@ impl RecvBuffer {
         self.len() == 0
     }
 
-    /// Caps how many bytes may wait here (0 removes the cap); see [`RecvBuffer::push`].
+    /// Sets the receive limit (0 removes it); see [`RecvBuffer::exceeds_limit`].
     pub fn set_limit(&mut self, limit: usize) {
         self.limit = limit;
     }
 
-    /// The configured cap (0: none).
+    /// The configured limit (0: none).
     pub fn limit(&self) -> usize {
         self.limit
     }
 
-    /// Appends received bytes; fails without change when that would pass the limit.
-    pub fn push(&mut self, bytes: &[u8]) -> Result<(), Overflow> {
-        if self.limit != 0 && self.len() + bytes.len() > self.limit {
-            return Err(Overflow);
+    /// True when `n` bytes (a match, or an incomplete pattern) are more than a receive
+    /// may take.
+    pub fn exceeds_limit(&self, n: usize) -> bool {
+        self.limit != 0 && n > self.limit
+    }
+
+    /// Appends received bytes. The buffer itself never refuses them: the receive checks
+    /// the limit against what is buffered, so no byte taken from the kernel is lost.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
         }
         if self.start > 0 && self.start == self.data.len() {
             self.clear();
         }
         self.data.extend_from_slice(bytes);
-        Ok(())
     }
 
     /// Finds a complete match for `pattern` in the buffered bytes. `eof` says the peer
@@ -160,11 +162,11 @@ mod tests {
     #[test]
     fn lines_drop_cr_and_lf() {
         let mut b = RecvBuffer::default();
-        b.push(b"one\r\ntw\ro\nthree").unwrap();
+        b.push(b"one\r\ntw\ro\nthree");
         assert_eq!(take(&mut b, Pattern::Line, false).unwrap(), b"one");
         assert_eq!(take(&mut b, Pattern::Line, false).unwrap(), b"two");
         assert_eq!(take(&mut b, Pattern::Line, false), None);
-        b.push(b"\n").unwrap();
+        b.push(b"\n");
         assert_eq!(take(&mut b, Pattern::Line, false).unwrap(), b"three");
         assert!(b.is_empty());
     }
@@ -172,17 +174,17 @@ mod tests {
     #[test]
     fn line_scan_resumes_where_it_stopped() {
         let mut b = RecvBuffer::default();
-        b.push(b"abc").unwrap();
+        b.push(b"abc");
         assert_eq!(b.find(Pattern::Line, false), None);
         assert_eq!(b.scanned, 3);
-        b.push(b"d\nx").unwrap();
+        b.push(b"d\nx");
         assert_eq!(b.find(Pattern::Line, false), Some((4, 5)));
     }
 
     #[test]
     fn bytes_and_all() {
         let mut b = RecvBuffer::default();
-        b.push(b"12345").unwrap();
+        b.push(b"12345");
         assert_eq!(take(&mut b, Pattern::Bytes(6), false), None);
         assert_eq!(take(&mut b, Pattern::Bytes(2), false).unwrap(), b"12");
         assert_eq!(take(&mut b, Pattern::All, false), None);
@@ -191,18 +193,21 @@ mod tests {
     }
 
     #[test]
-    fn limit_refuses_growth() {
+    fn limit_is_checked_not_enforced() {
         let mut b = RecvBuffer::default();
+        assert!(!b.exceeds_limit(1 << 40));
         b.set_limit(4);
-        assert_eq!(b.push(b"abc"), Ok(()));
-        assert_eq!(b.push(b"de"), Err(Overflow));
-        assert_eq!(b.bytes(), b"abc");
+        b.push(b"abc");
+        b.push(b"de");
+        assert_eq!(b.bytes(), b"abcde");
+        assert!(!b.exceeds_limit(4));
+        assert!(b.exceeds_limit(b.len()));
     }
 
     #[test]
     fn consumed_buffer_releases_memory() {
         let mut b = RecvBuffer::default();
-        b.push(&[b'x'; 10000]).unwrap();
+        b.push(&[b'x'; 10000]);
         b.consume(10000);
         assert_eq!(b.data.capacity(), 0);
     }

@@ -24,9 +24,14 @@ pub fn fail(lua: &Lua, message: &str, partial: Value) -> mlua::Result<Reply> {
     Ok((Value::Nil, message.into_lua(lua)?, partial))
 }
 
-/// Misuse: `nil, MISUSE, "bad argument #n to 'fname' (why)"`.
+/// Misuse: `nil, MISUSE, "bad argument #n to 'fname' (why)"`; argument 0 is the socket
+/// itself, reported as Lua reports a method's bad self: `"calling 'fname' on bad self (why)"`.
 pub fn misuse(lua: &Lua, fname: &str, arg: usize, why: &str) -> mlua::Result<Reply> {
-    let msg = format!("bad argument #{arg} to '{fname}' ({why})");
+    let msg = if arg == 0 {
+        format!("calling '{fname}' on bad self ({why})")
+    } else {
+        format!("bad argument #{arg} to '{fname}' ({why})")
+    };
     Ok((Value::Nil, MISUSE.into_lua(lua)?, msg.into_lua(lua)?))
 }
 

@@ -1,8 +1,9 @@
 //! Socket options by their LuaSocket names (`setoption`/`getoption`).
 
 use mlua::{IntoLua, Lua, Table, Value};
-use socket2::{Socket, TcpKeepalive};
+use socket2::Socket;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 /// An option LuaSocket's TCP objects know.
@@ -59,9 +60,12 @@ impl SockOpt {
                 let Value::Table(t) = value else {
                     return Err("table {on=, timeout=} expected");
                 };
-                let on = t
-                    .raw_get::<Option<bool>>("on")
-                    .map_err(|_| "'on' must be a boolean")?;
+                // As LuaSocket's: 'on' must really be a boolean, not any truthy value.
+                let on = match t.raw_get::<Value>("on") {
+                    Ok(Value::Nil) => None,
+                    Ok(Value::Boolean(b)) => Some(b),
+                    _ => return Err("'on' must be a boolean"),
+                };
                 let timeout = t
                     .raw_get::<Option<i64>>("timeout")
                     .map_err(|_| "'timeout' must be a number")?;
@@ -117,9 +121,29 @@ fn flag(value: OptValue) -> bool {
     matches!(value, OptValue::Bool(true))
 }
 
+/// Sets the `IPPROTO_TCP`-level integer option `name` on `sock`.
+fn set_tcp_int(sock: &Socket, name: libc::c_int, value: u32) -> io::Result<()> {
+    let value = libc::c_int::try_from(value).unwrap_or(libc::c_int::MAX);
+    // SAFETY: setsockopt on a descriptor `sock` owns, with a pointer to a c_int and its
+    // size, as the option expects.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Sets `opt` on `sock`.
 pub fn set(sock: &Socket, opt: SockOpt, value: OptValue) -> io::Result<()> {
-    let secs = |v| Duration::from_secs(int(v) as u64);
     match opt {
         SockOpt::KeepAlive => sock.set_keepalive(flag(value)),
         SockOpt::Linger => match value {
@@ -132,11 +156,11 @@ pub fn set(sock: &Socket, opt: SockOpt, value: OptValue) -> io::Result<()> {
         SockOpt::ReusePort => sock.set_reuse_port(flag(value)),
         SockOpt::NoDelay => sock.set_tcp_nodelay(flag(value)),
         SockOpt::V6Only => sock.set_only_v6(flag(value)),
-        SockOpt::KeepIdle => sock.set_tcp_keepalive(&TcpKeepalive::new().with_time(secs(value))),
-        SockOpt::KeepInterval => {
-            sock.set_tcp_keepalive(&TcpKeepalive::new().with_interval(secs(value)))
-        }
-        SockOpt::KeepCount => sock.set_tcp_keepalive(&TcpKeepalive::new().with_retries(int(value))),
+        // Set one by one, as LuaSocket does: socket2's `set_tcp_keepalive` would also turn
+        // SO_KEEPALIVE on, changing an option the caller did not name.
+        SockOpt::KeepIdle => set_tcp_int(sock, libc::TCP_KEEPIDLE, int(value)),
+        SockOpt::KeepInterval => set_tcp_int(sock, libc::TCP_KEEPINTVL, int(value)),
+        SockOpt::KeepCount => set_tcp_int(sock, libc::TCP_KEEPCNT, int(value)),
         SockOpt::RecvBufferSize => sock.set_recv_buffer_size(int(value) as usize),
         SockOpt::SendBufferSize => sock.set_send_buffer_size(int(value) as usize),
     }

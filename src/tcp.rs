@@ -110,10 +110,26 @@ impl TcpSocket {
     }
 
     /// Makes `fd` this socket's descriptor: non-blocking, registered, state from the fd.
+    /// On failure the descriptor is left open: the caller still owns it.
     fn adopt(&mut self, fd: RawFd) -> io::Result<()> {
-        // SAFETY: the caller hands over an open descriptor it no longer uses.
+        check_stream_socket(fd)?;
+        // SAFETY: `fd` is an open socket the caller hands over; on failure it is released
+        // (into_raw_fd) rather than closed.
         let sock = unsafe { Socket::from_raw_fd(fd) };
-        sock.set_nonblocking(true)?;
+        let token = match self.token {
+            Some(token) => token,
+            None => {
+                let _ = sock.into_raw_fd();
+                return Err(closed_error());
+            }
+        };
+        let attached = sock
+            .set_nonblocking(true)
+            .and_then(|()| self.reactor.borrow_mut().attach(token, fd));
+        if let Err(e) = attached {
+            let _ = sock.into_raw_fd();
+            return Err(e);
+        }
         self.family = match sock.local_addr().ok().and_then(|a| a.as_socket()) {
             Some(a) => Some(Family::of(&a)),
             None => self.family,
@@ -125,7 +141,8 @@ impl TcpSocket {
         } else {
             State::Fresh
         };
-        self.register(sock)
+        self.sock = Some(sock);
+        Ok(())
     }
 
     /// Registers `sock` with the reactor under this socket's token and keeps it.
@@ -174,24 +191,36 @@ impl TcpSocket {
         let Some(prefix) = optional_string(lua, prefix)? else {
             return misuse(lua, "receive", 2, "string expected");
         };
+        // As LuaSocket's: a count includes the prefix, so that a partial result passed
+        // back as the prefix resumes the same receive.
+        let pattern = match pattern {
+            Pattern::Bytes(n) => Pattern::Bytes(n.saturating_sub(prefix.len())),
+            p => p,
+        };
         if !matches!(self.state, State::Connected | State::Closed) {
             return misuse(lua, "receive", 0, "socket is not connected");
         }
         loop {
             if let Some((len, used)) = self.rbuf.find(pattern, self.eof) {
+                if self.rbuf.exceeds_limit(len) {
+                    return self.limit_exceeded(lua, pattern, &prefix);
+                }
                 if pattern == Pattern::All && len == 0 {
-                    return self.fail_with_partial(lua, "closed", &prefix);
+                    return self.fail_with_partial(lua, "closed", pattern, &prefix);
                 }
                 let value = joined(lua, &prefix, &self.rbuf.bytes()[..len], pattern)?;
                 self.rbuf.consume(used);
                 return ok(lua, value);
             }
             if self.eof {
-                return self.fail_with_partial(lua, "closed", &prefix);
+                return self.fail_with_partial(lua, "closed", pattern, &prefix);
+            }
+            if self.rbuf.exceeds_limit(self.rbuf.len()) {
+                return self.limit_exceeded(lua, pattern, &prefix);
             }
             let fd = match (&self.state, self.sock.as_ref()) {
                 (State::Connected, Some(sock)) => sock.as_raw_fd(),
-                _ => return self.fail_with_partial(lua, "closed", &prefix),
+                _ => return self.fail_with_partial(lua, "closed", pattern, &prefix),
             };
             let step = SCRATCH
                 .with_borrow_mut(|scratch| self.receive_step(lua, fd, scratch, pattern, &prefix))?;
@@ -219,51 +248,76 @@ impl TcpSocket {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 return fail(lua, WANTREAD, Value::Nil).map(Some);
             }
-            Err(e) => return self.fail_with_partial(lua, &message(&e), prefix).map(Some),
+            Err(e) => {
+                let err = message(&e);
+                return self.fail_with_partial(lua, &err, pattern, prefix).map(Some);
+            }
         };
         self.received += n as u64;
         let fresh = &scratch[..n];
         if self.rbuf.is_empty() {
             let mut scanned = 0;
             if let Some((len, used)) = buffer::find_in(fresh, pattern, false, &mut scanned) {
-                let value = joined(lua, prefix, &fresh[..len], pattern)?;
-                self.stash(&fresh[used..]);
-                return ok(lua, value).map(Some);
+                if !self.rbuf.exceeds_limit(len) {
+                    let value = joined(lua, prefix, &fresh[..len], pattern)?;
+                    self.rbuf.push(&fresh[used..]);
+                    return ok(lua, value).map(Some);
+                }
             }
         }
-        if self.rbuf.push(fresh).is_err() {
-            return self
-                .fail_with_partial(lua, "receive limit exceeded", prefix)
-                .map(Some);
-        }
+        // Everything read is kept (the limit is checked by the caller on what is
+        // buffered): a receive never drops bytes it took from the kernel.
+        self.rbuf.push(fresh);
         Ok(None)
     }
 
-    /// Keeps bytes read past a match. They fit: the buffer was empty and the limit, if
-    /// any, only bounds incomplete matches, so an overflow here is cut at the limit.
-    fn stash(&mut self, rest: &[u8]) {
-        if rest.is_empty() {
-            return;
-        }
-        let limit = self.rbuf.limit();
-        let keep = if limit == 0 {
-            rest.len()
-        } else {
-            rest.len().min(limit)
-        };
-        let _ = self.rbuf.push(&rest[..keep]);
+    /// The receive limit was passed: the first `limit` buffered bytes are the partial
+    /// result (consumed); the rest stays buffered, so what follows is never lost and the
+    /// result does not depend on how the data was split into reads.
+    fn limit_exceeded(
+        &mut self,
+        lua: &Lua,
+        pattern: Pattern,
+        prefix: &[u8],
+    ) -> mlua::Result<Reply> {
+        let take = self.rbuf.limit().min(self.rbuf.len());
+        let mut all = Vec::with_capacity(prefix.len() + take);
+        all.extend_from_slice(prefix);
+        buffer::append_match(&mut all, &self.rbuf.bytes()[..take], pattern);
+        self.rbuf.consume(take);
+        fail(
+            lua,
+            "receive limit exceeded",
+            Value::String(lua.create_string(&all)?),
+        )
     }
 
-    fn fail_with_partial(&mut self, lua: &Lua, err: &str, prefix: &[u8]) -> mlua::Result<Reply> {
-        let partial = self.take_partial(lua, prefix)?;
+    fn fail_with_partial(
+        &mut self,
+        lua: &Lua,
+        err: &str,
+        pattern: Pattern,
+        prefix: &[u8],
+    ) -> mlua::Result<Reply> {
+        let partial = self.take_partial(lua, Some(pattern), prefix)?;
         fail(lua, err, partial)
     }
 
     /// `prefix` and everything buffered, which is consumed (LuaSocket's partial result).
-    fn take_partial(&mut self, lua: &Lua, prefix: &[u8]) -> mlua::Result<Value> {
+    /// For a line, CRs are dropped from the buffered bytes as they are from the line, so
+    /// passing the partial back as the prefix yields the same line LuaSocket would.
+    fn take_partial(
+        &mut self,
+        lua: &Lua,
+        pattern: Option<Pattern>,
+        prefix: &[u8],
+    ) -> mlua::Result<Value> {
         let mut all = Vec::with_capacity(prefix.len() + self.rbuf.len());
         all.extend_from_slice(prefix);
-        all.extend_from_slice(self.rbuf.bytes());
+        match pattern {
+            Some(p) => buffer::append_match(&mut all, self.rbuf.bytes(), p),
+            None => all.extend_from_slice(self.rbuf.bytes()),
+        }
         self.rbuf.clear();
         Ok(Value::String(lua.create_string(&all)?))
     }
@@ -300,7 +354,9 @@ impl TcpSocket {
             _ => return misuse(lua, "send", 0, "socket is not connected"),
         };
         while done < end {
-            match sock.send(&bytes[done..end]) {
+            // MSG_NOSIGNAL: a dead peer is an error to return, not a SIGPIPE that kills a
+            // host process which (unlike the runner) does not ignore the signal.
+            match sock.send_with_flags(&bytes[done..end], libc::MSG_NOSIGNAL) {
                 Ok(n) => {
                     done += n;
                     self.sent += n as u64;
@@ -443,7 +499,9 @@ impl TcpSocket {
 
     /// LuaSocket's `bind(address, port)`; `'*'` binds every local address.
     fn bind(&mut self, lua: &Lua, host: Value, port: Value) -> mlua::Result<Reply> {
-        if !matches!(self.state, State::Fresh) || self.sock.is_some() {
+        // A Fresh socket may already have its descriptor (a raw one given to loop.wrap or
+        // setfd): the bind is tried on it.
+        if !matches!(self.state, State::Fresh) {
             return fail(lua, "already bound", Value::Nil);
         }
         let Some(host) = string_arg(&host) else {
@@ -604,7 +662,9 @@ impl TcpSocket {
     }
 
     fn setfd(&mut self, lua: &Lua, fd: Value) -> mlua::Result<Reply> {
-        let Some(fd) = optional_int(&fd, -1).filter(|fd| *fd >= 0 && *fd <= i32::MAX as i64) else {
+        // -1 (LuaSocket's SOCKET_INVALID) detaches the descriptor, as LuaSec's wrap does.
+        let valid = |fd: &i64| *fd >= -1 && *fd <= i32::MAX as i64;
+        let Some(fd) = optional_int(&fd, i64::MIN).filter(valid) else {
             return misuse(lua, "setfd", 1, "descriptor expected");
         };
         if let Some(old) = self.sock.take() {
@@ -619,6 +679,12 @@ impl TcpSocket {
         }
         self.rbuf.clear();
         self.eof = false;
+        // Like a closed socket (until a descriptor is adopted), but the registration
+        // stays for a later setfd.
+        self.state = State::Closed;
+        if fd < 0 {
+            return ok(lua, 1);
+        }
         match self.adopt(fd as RawFd) {
             Ok(()) => ok(lua, 1),
             Err(e) => fail(lua, &message(&e), Value::Nil),
@@ -688,9 +754,9 @@ impl UserData for TcpSocket {
         methods.add_method("dirty", |_, s, ()| Ok(!s.rbuf.is_empty()));
         methods.add_method("token", |_, s, ()| Ok(s.token()));
         methods.add_method("kind", |_, s, ()| Ok(s.kind()));
-        methods.add_method_mut("drain", |lua, s, prefix: Value| {
+        methods.add_method_mut("drain", |lua, s, (prefix, pattern): (Value, Value)| {
             let prefix = optional_string(lua, prefix)?.unwrap_or_default();
-            s.take_partial(lua, &prefix)
+            s.take_partial(lua, parse_pattern(&pattern), &prefix)
         });
         methods.add_meta_method(MetaMethod::ToString, |_, s, ()| {
             Ok(format!("tcp{{{}}}: {:p}", s.kind(), s as *const TcpSocket))
@@ -700,6 +766,36 @@ impl UserData for TcpSocket {
 
 fn closed_error() -> io::Error {
     io::Error::from_raw_os_error(libc::EBADF)
+}
+
+/// Checks that `fd` is an open stream socket, before anything takes ownership of it.
+fn check_stream_socket(fd: RawFd) -> io::Result<()> {
+    if fd < 0 {
+        return Err(closed_error());
+    }
+    let mut ty: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `ty`; a bad descriptor is
+    // reported as an error, not undefined behaviour.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TYPE,
+            (&mut ty as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if ty != libc::SOCK_STREAM {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a stream socket",
+        ));
+    }
+    Ok(())
 }
 
 /// Reads what is there (at most `buf.len()` bytes), retrying on EINTR.
@@ -746,7 +842,7 @@ fn parse_pattern(v: &Value) -> Option<Pattern> {
 }
 
 fn count(n: f64) -> Option<Pattern> {
-    (n >= 0.0 && n <= usize::MAX as f64).then(|| Pattern::Bytes(n as usize))
+    (n >= 0.0 && n <= usize::MAX as f64).then_some(Pattern::Bytes(n as usize))
 }
 
 /// An optional string argument as bytes: Some(empty) for nil, None for a wrong type.

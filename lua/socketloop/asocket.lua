@@ -17,20 +17,53 @@ local READ, WRITE = 0, 1
 local asocket = {}
 asocket.__index = asocket
 
+-- The metatable of asockets wrapping a foreign socket (defined below; declared here so
+-- that setsocket sees the local, not a global).
+local foreign
+
 local A = {}
 
 local is_ours = core.isours
 
 -- Raises a misuse reported by a Rust method as a Lua error at the caller's call site.
-local function check(a, b, c, ...)
+-- Returns exactly what the method returned (getfd gives one value, as LuaSocket's).
+local function check(...)
+	local a, b, c = ...
 	if a == nil and b == MISUSE then
 		error(c, 3)
 	end
-	return a, b, c, ...
+	return ...
 end
 
 local function would_block(err)
 	return err == WANTREAD or err == WANTWRITE or err == 'timeout'
+end
+
+-- Registers a foreign socket's descriptor with the reactor, and again whenever it is
+-- another one: LuaSocket creates the descriptor on the first bind or connect (a
+-- socket.tcp() has none before), and setfd replaces it. Returns true, or nil and why the
+-- socket cannot be waited on.
+local function watch_foreign(self)
+	local fd = self.socket:getfd()
+	if self.watch and fd == self.watchfd then
+		return true
+	end
+	if self.watch then
+		self.watch:close()
+		self.watch = nil
+	end
+	self.watchfd = nil
+	if not fd or fd < 0 then
+		self.token = -1
+		return nil, 'closed'
+	end
+	local watch, err = watchfd(fd)
+	if not watch then
+		self.token = -1
+		return nil, err
+	end
+	self.watch, self.watchfd, self.token = watch, fd, watch:token()
+	return true
 end
 
 -- Waits until the socket is ready for `dir`. `started` is when the call began waiting
@@ -46,6 +79,10 @@ local function ready(self, dir, started)
 		return 'timeout', started
 	end
 	if inloop() then
+		if not self.ours then
+			local ok, err = watch_foreign(self)
+			if not ok then return err, started end
+		end
 		return wait(self.token * 2 + dir, limit), started
 	end
 	local fd = self.socket:getfd()
@@ -53,10 +90,11 @@ local function ready(self, dir, started)
 	return waitfd(fd, dir == WRITE, limit) or 'timeout', started
 end
 
--- What receive hands back when it gives up: the prefix and whatever was read so far.
-local function partial(self, prefix)
+-- What receive hands back when it gives up: the prefix and whatever was read so far
+-- (for a line, without its CRs, as LuaSocket's partial results).
+local function partial(self, prefix, pattern)
 	if self.ours then
-		return self.socket:drain(prefix)
+		return self.socket:drain(prefix, pattern)
 	end
 	return prefix or ''
 end
@@ -70,7 +108,7 @@ function asocket:receive(pattern, prefix)
 		if part then prefix = part end
 		how, started = ready(self, READ, started)
 		if how ~= true then
-			return nil, how, partial(self, prefix)
+			return nil, how, partial(self, prefix, pattern)
 		end
 		data, err, part = s:receive(pattern, prefix)
 		if data then return data end
@@ -115,6 +153,11 @@ end
 function asocket:connect(host, port)
 	local s = self.socket
 	local ok, err = check(s:connect(host, port))
+	if not self.ours and not self.connecting then
+		-- LuaSocket may have made a new descriptor, even one with the number of a closed
+		-- one: register it afresh.
+		self.watchfd = nil
+	end
 	local started, how
 	while not ok do
 		if err == 'already connected' and self.connecting then
@@ -169,19 +212,22 @@ function asocket:gettimeout()
 	return self.block_timeout, self.total_timeout
 end
 
+local unpack = unpack or table.unpack
+local function pack(...)
+	return {n = select('#', ...), ...}
+end
+
 function asocket:call_async(func, ...)
 	if type(func) ~= 'function' then
 		error("bad argument #1 to 'call_async' (function expected, got " .. type(func) .. ')', 2)
 	end
 	local started, how
 	while true do
-		local ret, err = func(...)
-		if ret then
-			return ret, err
-		end
-		local dir = err == 'wantread' and READ or err == 'wantwrite' and WRITE
+		local r = pack(func(...))
+		local ret, err = r[1], r[2]
+		local dir = not ret and (err == 'wantread' and READ or err == 'wantwrite' and WRITE)
 		if not dir then
-			return ret, err
+			return unpack(r, 1, r.n) -- all of func's results, as many as it returned
 		end
 		how, started = ready(self, dir, started)
 		if how ~= true then
@@ -210,13 +256,26 @@ function asocket:setsocket(s)
 	if type(s.settimeout) == 'function' then
 		s:settimeout(0)
 	end
+	self.token, self.watchfd = -1, nil
 	local fd = s:getfd()
-	local watch, err = watchfd(fd)
-	if not watch then
-		error("bad argument #1 to 'setsocket' (cannot register descriptor: " .. tostring(err) .. ')', 2)
+	-- No descriptor yet (LuaSocket's socket.tcp() makes it on bind or connect): it is
+	-- registered when a thread first waits on it.
+	if fd and fd >= 0 then
+		local ok, err = watch_foreign(self)
+		if not ok then
+			error("bad argument #1 to 'setsocket' (cannot register descriptor: " .. tostring(err) .. ')', 2)
+		end
 	end
-	self.watch = watch
-	self.token = watch:token()
+end
+
+-- LuaSocket's setfd; -1 detaches the descriptor. Our socket may get a new wait key.
+function asocket:setfd(fd)
+	local s = self.socket
+	local r, err, why = check(s:setfd(fd))
+	if self.ours then
+		self.token = s:token()
+	end
+	return r, err, why
 end
 
 function asocket:dirty()
@@ -243,13 +302,13 @@ local function forwarder(name)
 end
 
 for _, name in ipairs{'bind', 'listen', 'shutdown', 'setoption', 'getoption', 'getsockname',
-		'getpeername', 'getstats', 'setstats', 'getfd', 'setfd'} do
+		'getpeername', 'getstats', 'setstats', 'getfd'} do
 	asocket[name] = forwarder(name)
 end
 
 -- A foreign socket may have methods of its own (LuaSocket's setpeername, getfamily...):
 -- those are looked up on it. Fields an asocket does not have stay nil.
-local foreign = {__tostring = asocket.__tostring}
+foreign = {__tostring = asocket.__tostring}
 function foreign.__index(self, name)
 	local m = asocket[name]
 	if m ~= nil then return m end

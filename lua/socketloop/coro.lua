@@ -8,7 +8,7 @@
 
 local S = require'socketloop.scheduler'
 
-local create, yield = coroutine.create, coroutine.yield
+local create, yield, status = coroutine.create, coroutine.yield, coroutine.status
 local running, TRANSFER, MAIN = S.running, S.TRANSFER, S.MAIN
 
 local coro = {main = MAIN}
@@ -44,6 +44,17 @@ end
 
 function coro.transfer(thread, ...)
 	check_target('transfer', thread)
+	-- A thread that ended, or one that is resuming another (nested, not suspended),
+	-- cannot be continued: the error goes to the caller, which would otherwise be left
+	-- suspended for good while the error was reported against `thread`.
+	if thread ~= MAIN and thread ~= running() then
+		local st = status(thread)
+		if st == 'dead' then
+			error("bad argument #1 to 'transfer' (cannot transfer to a dead coro thread)", 2)
+		elseif st ~= 'suspended' then
+			error("bad argument #1 to 'transfer' (cannot transfer to an active coro thread)", 2)
+		end
+	end
 	if running() then
 		return yield(TRANSFER, thread, ...)
 	end

@@ -5,7 +5,8 @@
 -- which is always `run` below:
 --   yield(WAIT, key, timeout)    park on a socket wait key (see src/reactor.rs)
 --   yield(SLEEP, seconds)        park on a plain timer
---   yield(IDLE)                  park until the loop has nothing else to do
+--   yield(IDLE, timeout)         park until the loop has nothing else to do, until
+--                                loop.stop(), or until `timeout` seconds have passed
 --   yield(TRANSFER, thread, ...) hand control to another thread (socketloop.coro)
 --   yield()                      suspend until loop.resume (loop.suspend)
 -- and it is resumed with `true` (ready), 'timeout' or 'closed'.
@@ -35,10 +36,12 @@ S.MAIN = setmetatable({}, {__tostring = function() return 'main thread' end})
 local parked = {}          -- wait key -> thread
 local npending = 0         -- threads parked on a key
 local idle, nidle = {}, 0  -- threads waiting in start() for the loop to go idle
+local idle_deadline = {}   -- such a thread -> when its start(timeout) returns
 local deferred, ndeferred = {}, 0  -- threads to resume with 'closed' on the next step
 local ready = {}           -- filled by core.poll
 local sleepkey = 0         -- plain timer keys count down from -1
 local stopping = false
+local halting = false      -- S.halt(): ends every start(), nested or not
 
 local loopthreads = setmetatable({}, {__mode = 'k'})
 local suspended = setmetatable({}, {__mode = 'k'})
@@ -91,6 +94,7 @@ function after(co, ok, req, a, b, ...)
 	elseif req == IDLE then
 		nidle = nidle + 1
 		idle[nidle] = co
+		if a then idle_deadline[co] = now() + a end
 	end
 end
 
@@ -187,10 +191,49 @@ local function run_deferred()
 	for i = 1, n do run(list[i], 'closed') end
 end
 
+-- Resumes one thread waiting in start(): the one that called it first, but the runner's
+-- main chunk (S.main_chunk) last, since its start() stands for the outermost one, which
+-- under stock luajit would be running the loop. The others wait until the loop goes idle
+-- (or stops) again: the thread resumed may well give it more to do.
 local function run_idle()
-	local list, n = idle, nidle
-	idle, nidle = {}, 0
-	for i = 1, n do run(list[i]) end
+	local k = 1
+	while k < nidle and idle[k] == S.main_chunk do k = k + 1 end
+	local co = table.remove(idle, k)
+	nidle = nidle - 1
+	idle_deadline[co] = nil
+	run(co)
+end
+
+-- The earliest deadline of a start(timeout) called in a loop thread, if any.
+local function next_idle_deadline()
+	local first
+	for i = 1, nidle do
+		local d = idle_deadline[idle[i]]
+		if d and (not first or d < first) then first = d end
+	end
+	return first
+end
+
+-- Resumes the threads whose start(timeout) has timed out.
+local function run_idle_due()
+	local t, due, j = now(), nil, 0
+	for i = 1, nidle do
+		local co = idle[i]
+		local d = idle_deadline[co]
+		if d and d <= t then
+			idle_deadline[co] = nil
+			due = due or {}
+			due[#due + 1] = co
+		else
+			j = j + 1
+			idle[j] = co
+		end
+	end
+	for i = j + 1, nidle do idle[i] = nil end
+	nidle = j
+	if due then
+		for i = 1, #due do run(due[i]) end
+	end
 end
 
 -- True while some thread waits on a socket, a timer or a deferred wake.
@@ -213,7 +256,13 @@ function S.step(timeout)
 		end
 		return false
 	end
-	local nready, nexpired, signal = poll(ndeferred > 0 and 0 or timeout, ready)
+	local wait = ndeferred > 0 and 0 or timeout
+	local first = nidle > 0 and next_idle_deadline()
+	if first then
+		local left = math.max(first - now(), 0)
+		if not wait or left < wait then wait = left end
+	end
+	local nready, nexpired, signal = poll(wait, ready)
 	for i = 1, nready do
 		wake(ready[i], true)
 	end
@@ -222,7 +271,10 @@ function S.step(timeout)
 	end
 	if signal then
 		S.signal = signal
-		stopping = true
+		S.halt()
+	end
+	if first then
+		run_idle_due()
 	end
 	return S.pending()
 end
@@ -233,20 +285,36 @@ function S.start(timeout)
 	end
 	if S.inloop() then
 		-- Scripts written for stock luajit end with start(): in the runner they run in a
-		-- loop thread already, so wait there until the loop has nothing else to do.
-		return yield(IDLE)
+		-- loop thread already, so wait there until the loop has nothing else to do, until
+		-- loop.stop() or until the timeout, as the outermost start() would.
+		stopping = false
+		return yield(IDLE, timeout)
 	end
-	stopping = false
+	stopping, halting = false, false
 	local deadline = timeout and now() + timeout
-	while not stopping do
-		local left = deadline and math.max(deadline - now(), 0)
-		if not S.step(left) then break end
-		if deadline and now() >= deadline then break end
+	while not halting do
+		if stopping then
+			-- loop.stop() ends a start() waiting in a loop thread, if there is one (see
+			-- run_idle), and this one goes on; otherwise this one.
+			if nidle == 0 then break end
+			stopping = false
+			run_idle()
+		else
+			local left = deadline and math.max(deadline - now(), 0)
+			if not S.step(left) then break end
+			if deadline and now() >= deadline then break end
+		end
 	end
 end
 
 function S.stop()
 	stopping = true
+end
+
+-- Ends the outermost start() after the current dispatch, leaving the threads waiting in
+-- nested ones where they are: what a signal does, and the runner when its main chunk fails.
+function S.halt()
+	stopping, halting = true, true
 end
 
 function S.stopped()

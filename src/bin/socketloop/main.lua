@@ -42,10 +42,11 @@ end
 local failure
 local function onerror(_, trace)
 	failure = trace
-	S.stop()
+	S.halt()
 end
 
-S.run(S.adopt(coroutine.create(main), onerror), select(3, ...))
+S.main_chunk = S.adopt(coroutine.create(main), onerror)
+S.run(S.main_chunk, select(3, ...))
 if not failure then
 	S.start()
 end
