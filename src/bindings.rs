@@ -119,5 +119,6 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
             Ok((r.source_count(), r.timer_count()))
         })?,
     )?;
+    crate::rpc_codec::register(lua, &core)?;
     Ok(core)
 }

@@ -25,6 +25,46 @@ const MODULES: &[(&str, &str, &str)] = &[
         "lua/socketloop/coro.lua",
         include_str!("../lua/socketloop/coro.lua"),
     ),
+    (
+        "socketloop.rpc",
+        "lua/socketloop/rpc.lua",
+        include_str!("../lua/socketloop/rpc.lua"),
+    ),
+    (
+        "socketloop.rpc_session",
+        "lua/socketloop/rpc_session.lua",
+        include_str!("../lua/socketloop/rpc_session.lua"),
+    ),
+    (
+        "socketloop.rpc_cond",
+        "lua/socketloop/rpc_cond.lua",
+        include_str!("../lua/socketloop/rpc_cond.lua"),
+    ),
+    (
+        "socketloop.rpc_policy",
+        "lua/socketloop/rpc_policy.lua",
+        include_str!("../lua/socketloop/rpc_policy.lua"),
+    ),
+    (
+        "socketloop.tango",
+        "lua/socketloop/tango.lua",
+        include_str!("../lua/socketloop/tango.lua"),
+    ),
+    (
+        "socketloop.tango_server",
+        "lua/socketloop/tango_server.lua",
+        include_str!("../lua/socketloop/tango_server.lua"),
+    ),
+    (
+        "socketloop.tango_text",
+        "lua/socketloop/tango_text.lua",
+        include_str!("../lua/socketloop/tango_text.lua"),
+    ),
+    (
+        "socketloop.tango_wire",
+        "lua/socketloop/tango_wire.lua",
+        include_str!("../lua/socketloop/tango_wire.lua"),
+    ),
 ];
 
 /// Registers `core` as `socketloop.core`, preloads the submodules and runs the main

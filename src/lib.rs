@@ -19,6 +19,7 @@ pub mod embedded;
 pub mod errors;
 pub mod reactor;
 pub mod resolve;
+pub mod rpc_codec;
 pub mod signals;
 pub mod sockopt;
 pub mod tcp;

@@ -1,0 +1,224 @@
+-- socketloop.rpc: bidirectional RPC between two Lua VMs over one TCP connection.
+-- docs/rpc.md documents the API, docs/protocol.md the wire format, docs/security.md the
+-- policy. Sessions (calling, serving, the reader) are lua/socketloop/rpc_session.lua.
+
+local loop = require'socketloop'
+local core = require'socketloop.core'
+local Session = require'socketloop.rpc_session'
+local policy = require'socketloop.rpc_policy'
+
+local rpc = {}
+
+local DEFAULT_ADDRESS, DEFAULT_PORT = 'localhost', 1999
+local DEFAULT_MAXSIZE = 16 * 1024 * 1024
+local DEFAULT_MAXDEPTH = 100
+local DEFAULT_MESSAGE_TIMEOUT = 60
+local BACKLOG = 128
+local ACCEPT_BACKOFF_MAX = 1
+
+rpc.DEFAULT_ADDRESS, rpc.DEFAULT_PORT = DEFAULT_ADDRESS, DEFAULT_PORT
+
+local function is_count(v) return type(v) == 'number' and v >= 1 and v % 1 == 0 end
+local function is_seconds(v) return type(v) == 'number' and v >= 0 end
+local function is_positive(v) return type(v) == 'number' and v > 0 end
+local function is_table(v) return type(v) == 'table' end
+local function is_boolean(v) return type(v) == 'boolean' end
+local function is_function(v) return type(v) == 'function' end
+
+-- option -> its check, and what it should be (for the error)
+local COMMON = {
+	expose = {is_table, 'a table'},
+	allow_public_globals = {is_boolean, 'a boolean'},
+	exec = {policy.is_setting, "true, false or 'loopback'"},
+	bytecode = {policy.is_setting, "true, false or 'loopback'"},
+	maxsize = {is_count, 'a positive integer'},
+	maxdepth = {is_count, 'a positive integer'},
+	message_timeout = {is_positive, 'a positive number'},
+	onerror = {is_function, 'a function'},
+}
+local function with(extra)
+	local t = {}
+	for k, v in pairs(COMMON) do t[k] = v end
+	for k, v in pairs(extra) do t[k] = v end
+	return t
+end
+local CLIENT_OPTIONS = with{timeout = {is_seconds, 'a non-negative number'}}
+local SERVER_OPTIONS = with{
+	timeout = {is_seconds, 'a non-negative number'},
+	onlisten = {is_function, 'a function'},
+}
+local MULTISERVER_OPTIONS = with{onconnect = {is_function, 'a function'}}
+
+local function default_onerror(err, session)
+	io.stderr:write('socketloop.rpc: ', tostring(session and session.peer or '?'), ': ',
+		tostring(err), '\n')
+end
+
+local function bad(fname, n, why)
+	error(("bad argument #%d to '%s' (%s)"):format(n, fname, why), 4)
+end
+
+-- Parses ([address], [port], [options]) for `fname`. Returns address, port, the session
+-- configuration and the options table.
+local function arguments(fname, allowed, ...)
+	local n = select('#', ...)
+	local opts = {}
+	if n > 0 and type((select(n, ...))) == 'table' then
+		opts = select(n, ...)
+		n = n - 1
+	end
+	local address, port = ...
+	if n < 2 then port = nil end
+	if n < 1 then address = nil end
+	if n == 1 and type(address) == 'number' then address, port = nil, address end
+	if n > 2 then bad(fname, 3, 'options table expected, got ' .. type((select(3, ...)))) end
+	if address ~= nil and type(address) ~= 'string' then
+		bad(fname, 1, 'address string expected, got ' .. type(address))
+	end
+	if port ~= nil and not tonumber(port) then
+		bad(fname, 2, 'port number expected, got ' .. type(port))
+	end
+	for k, v in pairs(opts) do
+		local check = allowed[k]
+		if not check then bad(fname, n + 1, "unknown option '" .. tostring(k) .. "'") end
+		if not check[1](v) then bad(fname, n + 1, "option '" .. k .. "' must be " .. check[2]) end
+	end
+	local cfg = {
+		expose = opts.expose or _G,
+		allow_public_globals = opts.allow_public_globals,
+		exec = opts.exec == nil and 'loopback' or opts.exec,
+		bytecode = opts.bytecode == nil and 'loopback' or opts.bytecode,
+		message_timeout = opts.message_timeout or DEFAULT_MESSAGE_TIMEOUT,
+		onerror = opts.onerror or default_onerror,
+		codec = core.rpc_codec(opts.maxsize or DEFAULT_MAXSIZE, opts.maxdepth or DEFAULT_MAXDEPTH),
+	}
+	return address or DEFAULT_ADDRESS, tonumber(port) or DEFAULT_PORT, cfg, opts
+end
+
+-- A listening socket on address:port, refused before it listens if it would expose _G
+-- on a non-loopback address without allow_public_globals.
+local function listen(fname, address, port, cfg, backlog)
+	local skt = loop.tcp()
+	skt:setoption('reuseaddr', true)
+	local ok, err = skt:bind(address, port)
+	if ok then
+		local allowed, why = policy.may_expose(cfg.expose, cfg.allow_public_globals,
+			(skt:getsockname()), 'on address')
+		if not allowed then
+			skt:close()
+			error(fname .. ': ' .. why, 3)
+		end
+		ok, err = skt:listen(backlog)
+	end
+	if not ok then
+		skt:close()
+		return nil, err
+	end
+	return skt
+end
+
+local function start(skt, cfg)
+	local s = Session.new(skt, cfg)
+	loop.newthread(s.run, s)
+	return s
+end
+
+function rpc.newclient(...)
+	local address, port, cfg, opts = arguments('newclient', CLIENT_OPTIONS, ...)
+	local skt = loop.tcp()
+	skt:settimeout(opts.timeout)
+	local ok, err = skt:connect(address, port)
+	if not ok then
+		skt:close()
+		return nil, err
+	end
+	local allowed, why = policy.may_expose(cfg.expose, cfg.allow_public_globals,
+		(skt:getpeername()), 'to peer')
+	if not allowed then
+		skt:close()
+		error('newclient: ' .. why, 2)
+	end
+	return start(skt, cfg)
+end
+
+function rpc.newserver(...)
+	local address, port, cfg, opts = arguments('newserver', SERVER_OPTIONS, ...)
+	local listener, err = listen('newserver', address, port, cfg, 1)
+	if not listener then return nil, err end
+	if opts.onlisten then
+		local ok, why = pcall(opts.onlisten, listener:getsockname())
+		if not ok then
+			listener:close()
+			error(why, 0)
+		end
+	end
+	listener:settimeout(opts.timeout)
+	local client
+	client, err = listener:accept()
+	listener:close()
+	if not client then return nil, err end
+	return start(client, cfg)
+end
+
+local Server = {}
+Server.__index = Server
+
+-- Closes the listening socket and every session it accepted.
+function Server:close()
+	self.listener:close()
+	local open = {}
+	for s in pairs(self.sessions) do open[#open + 1] = s end
+	for _, s in ipairs(open) do s:close() end
+	return 1
+end
+
+function Server:getsockname()
+	return self.listener:getsockname()
+end
+
+local function serve_client(server, skt)
+	local s = Session.new(skt, server.cfg)
+	local sessions = server.sessions
+	sessions[s] = true
+	s.onclose = function() sessions[s] = nil end
+	if server.onconnect then loop.newthread(server.onconnect, s) end
+	s:run()
+end
+
+-- Accepts until the listening socket is closed; backs off when accept fails for want of
+-- resources rather than spinning.
+local function accept_loop(server)
+	local backoff = 0
+	while true do
+		local skt, err = server.listener:accept()
+		if skt then
+			backoff = 0
+			loop.newthread(serve_client, server, skt)
+		elseif err == 'closed' then
+			return
+		elseif err ~= 'timeout' then
+			backoff = math.min(math.max(backoff * 2, 0.01), ACCEPT_BACKOFF_MAX)
+			loop.sleep(backoff)
+		end
+	end
+end
+
+function rpc.newserveronly(...)
+	local address, port, cfg, opts = arguments('newserveronly', MULTISERVER_OPTIONS, ...)
+	local listener, err = listen('newserveronly', address, port, cfg, BACKLOG)
+	if not listener then return nil, err end
+	local server = setmetatable({
+		listener = listener,
+		cfg = cfg,
+		sessions = {},
+		onconnect = opts.onconnect,
+	}, Server)
+	loop.newthread(accept_loop, server)
+	return server
+end
+rpc.newmultiserver = rpc.newserveronly
+
+-- The session whose call the running thread is serving, or nil.
+rpc.caller = Session.caller
+
+return rpc
