@@ -119,6 +119,7 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
             Ok((r.source_count(), r.timer_count()))
         })?,
     )?;
+    crate::http_head::register(lua, &core)?;
     crate::rpc_codec::register(lua, &core)?;
     Ok(core)
 }

@@ -65,6 +65,31 @@ const MODULES: &[(&str, &str, &str)] = &[
         "lua/socketloop/tango_wire.lua",
         include_str!("../lua/socketloop/tango_wire.lua"),
     ),
+    (
+        "socketloop.ltn12",
+        "lua/socketloop/ltn12.lua",
+        include_str!("../lua/socketloop/ltn12.lua"),
+    ),
+    (
+        "socketloop.http",
+        "lua/socketloop/http.lua",
+        include_str!("../lua/socketloop/http.lua"),
+    ),
+    (
+        "socketloop.http_url",
+        "lua/socketloop/http_url.lua",
+        include_str!("../lua/socketloop/http_url.lua"),
+    ),
+    (
+        "socketloop.http_pool",
+        "lua/socketloop/http_pool.lua",
+        include_str!("../lua/socketloop/http_pool.lua"),
+    ),
+    (
+        "socketloop.http_wire",
+        "lua/socketloop/http_wire.lua",
+        include_str!("../lua/socketloop/http_wire.lua"),
+    ),
 ];
 
 /// Registers `core` as `socketloop.core`, preloads the submodules and runs the main

@@ -17,6 +17,7 @@ pub mod blocking;
 pub mod buffer;
 pub mod embedded;
 pub mod errors;
+pub mod http_head;
 pub mod reactor;
 pub mod resolve;
 pub mod rpc_codec;

@@ -1,0 +1,85 @@
+-- The keep-alive pool of socketloop.http: idle connections per host:port, shared by all
+-- the requests and threads of the process (of the Lua state).
+--
+-- Nothing runs while a connection is idle: no thread watches it, so an idle pool never
+-- keeps the loop from ending. A connection is checked when it is taken back instead:
+-- too old, or readable (the server closed it, or sent bytes nobody asked for), and it
+-- is closed and the next one tried. Most recently used first, so the oldest age out.
+
+local core = require'socketloop.core'
+
+local now, waitfd = core.now, core.waitfd
+
+local P = {}
+
+local idle = {}  -- 'host:port' -> array of {sock, since}, oldest first
+local count = 0  -- idle connections in all
+
+-- True when an idle connection still looks usable: nothing buffered, and poll(2) with
+-- no timeout says there is nothing to read (no data, no end of stream).
+local function usable(sock)
+	if sock:dirty() then return false end
+	local fd = sock:getfd()
+	if not fd or fd < 0 then return false end
+	return not waitfd(fd, false, 0)
+end
+
+-- An idle connection to `key` that is still usable, or nil. Closes the stale ones it
+-- meets. Costs one poll(2) per connection looked at.
+function P.take(key, idletimeout)
+	local list = idle[key]
+	if not list then return nil end
+	local t = now()
+	while #list > 0 do
+		local entry = list[#list]
+		list[#list] = nil
+		count = count - 1
+		local sock = entry[1]
+		if t - entry[2] < idletimeout and usable(sock) then
+			if #list == 0 then idle[key] = nil end
+			return sock
+		end
+		sock:close()
+	end
+	idle[key] = nil
+	return nil
+end
+
+-- Gives a connection back for reuse, or closes it when `key` already has `maxidle`
+-- idle ones. Connections idle past `idletimeout` are closed on the way.
+function P.put(key, sock, maxidle, idletimeout)
+	local list = idle[key]
+	if not list then
+		list = {}
+		idle[key] = list
+	end
+	local t = now()
+	while list[1] and t - list[1][2] >= idletimeout do
+		table.remove(list, 1)[1]:close()
+		count = count - 1
+	end
+	if #list >= maxidle then
+		sock:close()
+		if #list == 0 then idle[key] = nil end
+		return
+	end
+	list[#list + 1] = {sock, t}
+	count = count + 1
+end
+
+-- Closes every idle connection.
+function P.closeall()
+	for key, list in pairs(idle) do
+		for _, entry in ipairs(list) do entry[1]:close() end
+		idle[key] = nil
+	end
+	count = 0
+end
+
+-- How many connections are idle, in all and for `key` (when given).
+function P.stats(key)
+	local list = key and idle[key]
+	return count, list and #list or 0
+end
+
+return P

@@ -1,0 +1,296 @@
+-- One HTTP/1.1 exchange on one connection, for socketloop.http: writing the request,
+-- reading the response head (parsed by httparse in src/http_head.rs, skipping 1xx
+-- heads) and reading the body, framed by Content-Length, by the chunked transfer
+-- coding, or by the end of the connection.
+--
+-- A connection `c` is a table {sock=, deadline=}: the socket's timeout bounds each wait,
+-- `deadline` (on the loop clock, nil: none) the whole request. Every
+-- receive asks for at most W.BLOCK bytes, so a socket of ours can carry a receive limit
+-- (W.RECEIVE_LIMIT) that stops a server from making us buffer without end.
+
+local core = require'socketloop.core'
+
+local now = core.now
+local parse_head, parse_fields = core.parse_response_head, core.parse_header_fields
+local parse_chunk_size = core.parse_chunk_size
+local concat, min, format = table.concat, math.min, string.format
+
+local W = {}
+
+-- Most bytes one body receive asks for.
+W.BLOCK = 65536
+-- Most bytes a response head (or a chunked body's trailer) may take.
+W.MAXHEAD = 65536
+-- The receive limit for our sockets: a pending receive of up to BLOCK bytes plus one
+-- read of the socket layer (64 KiB) always fits, a line longer than this fails.
+W.RECEIVE_LIMIT = W.BLOCK + 65536
+-- 1xx heads skipped before a response is called malformed.
+local MAX_INTERIM = 16
+
+local MALFORMED = 'malformed response'
+
+-- Bounds the next operation by what is left of the request's total time (the socket's
+-- own timeout already bounds each wait). False when the total time is spent.
+local function arm(c)
+	local deadline = c.deadline
+	if not deadline then return true end
+	local left = deadline - now()
+	if left <= 0 then return false end
+	c.sock:settimeout(left, 't')
+	return true
+end
+
+local function receive(c, pattern)
+	if not arm(c) then return nil, 'timeout', '' end
+	local data, err, partial = c.sock:receive(pattern)
+	if err == 'receive limit exceeded' then
+		return nil, MALFORMED .. ' (line too long)', partial
+	end
+	return data, err, partial
+end
+
+local function send(c, data)
+	if not arm(c) then return nil, 'timeout' end
+	return c.sock:send(data)
+end
+W.send = send
+
+-- 'content-length' -> 'Content-Length'.
+local function canonical(name)
+	return (('-' .. name):gsub('%-%l', string.upper):sub(2))
+end
+
+-- The request line and header fields, ending in the empty line. `headers` maps
+-- lower-case names to values (strings or numbers).
+function W.request_head(method, target, headers)
+	local parts, n = {method, ' ', target, ' HTTP/1.1\r\n'}, 4
+	for name, value in pairs(headers) do
+		parts[n + 1] = canonical(name)
+		parts[n + 2] = ': '
+		parts[n + 3] = value
+		parts[n + 4] = '\r\n'
+		n = n + 4
+	end
+	parts[n + 1] = '\r\n'
+	return concat(parts)
+end
+
+-- A sink writing to the connection, each chunk framed for the chunked transfer coding
+-- when `chunked` (the end then sends the last chunk).
+function W.body_sink(c, chunked)
+	return function(chunk)
+		if chunk == nil then
+			if chunked then return send(c, '0\r\n\r\n') end
+			return 1
+		end
+		if chunk == '' then return 1 end
+		if chunked then
+			return send(c, format('%X\r\n', #chunk) .. chunk .. '\r\n')
+		end
+		return send(c, chunk)
+	end
+end
+
+-- Reads one response head, from the status line to the empty line. Returns code,
+-- reason, headers, minor version, status line; or nil, err, started (true when some of
+-- the response had arrived, so the request cannot be retried elsewhere).
+local function read_head(c)
+	local line, err, partial = receive(c, '*l')
+	-- Servers may send empty lines before a status line (RFC 9112, 2.2).
+	for _ = 1, 4 do
+		if line ~= '' then break end
+		line, err, partial = receive(c, '*l')
+	end
+	if not line then
+		return nil, err, partial ~= nil and partial ~= ''
+	end
+	-- A status line alone parses as 'partial'; anything else is not HTTP, and waiting
+	-- for an empty line after garbage could wait forever.
+	local code, why = parse_head(line .. '\r\n')
+	if code or why ~= 'partial' then
+		return nil, code and MALFORMED .. ' (no header end)' or why, true
+	end
+	local parts, n, size = {line, '\r\n'}, 2, #line + 2
+	repeat
+		line, err = receive(c, '*l')
+		if not line then return nil, err, true end
+		size = size + #line + 2
+		if size > W.MAXHEAD then
+			return nil, MALFORMED .. ' (head too large)', true
+		end
+		parts[n + 1] = line
+		parts[n + 2] = '\r\n'
+		n = n + 2
+	until line == ''
+	local status = parts[1]
+	local reason, headers, minor
+	code, reason, headers, _, minor = parse_head(concat(parts))
+	if not code then return nil, reason, true end
+	return code, reason, headers, minor, status
+end
+
+-- Reads the final response head, skipping interim (1xx) ones; 101 is final. Returns
+-- what read_head returns.
+function W.read_response(c)
+	for _ = 1, MAX_INTERIM do
+		local code, reason, headers, minor, status = read_head(c)
+		if not code then return nil, reason, headers end
+		if code >= 200 or code == 101 then
+			return code, reason, headers, minor, status
+		end
+	end
+	return nil, MALFORMED .. ' (too many interim responses)', true
+end
+
+-- The Content-Length value; repeated fields (joined by ', ') must agree.
+local function content_length(value)
+	local length
+	for item in value:gmatch('[^,]+') do
+		local digits = item:match('^%s*(%d+)%s*$')
+		if not digits or #digits > 15 or (length and tonumber(digits) ~= length) then
+			return nil
+		end
+		length = tonumber(digits)
+	end
+	return length
+end
+
+-- How the body of a response is delimited: 'none', 'length' (and the length),
+-- 'chunked' or 'close'; or nil, err.
+function W.framing(method, code, headers)
+	if method == 'HEAD' or code == 204 or code == 304 or code < 200 then
+		return 'none', 0
+	end
+	local te = headers['transfer-encoding']
+	if te and te:lower():match('^%s*identity%s*$') == nil then
+		-- Chunked must be the last coding; if it is not, the end of the connection ends
+		-- the body (RFC 9112, 6.3).
+		if te:lower():match('chunked%s*$') then return 'chunked' end
+		return 'close'
+	end
+	local cl = headers['content-length']
+	if cl then
+		local length = content_length(cl)
+		if not length then return nil, MALFORMED .. ' (invalid content-length)' end
+		return 'length', length
+	end
+	return 'close'
+end
+
+-- True when `list` (a comma-separated header value) holds `token`.
+local function has_token(list, token)
+	if not list then return false end
+	for item in list:gmatch('[^,%s]+') do
+		if item:lower() == token then return true end
+	end
+	return false
+end
+
+-- Whether the connection can carry another request once this response's body is read
+-- (after a 101 it speaks another protocol).
+function W.reusable(code, minor, headers, kind)
+	if kind == 'close' or code == 101 then return false end
+	if minor == 0 then return has_token(headers.connection, 'keep-alive') end
+	return not has_token(headers.connection, 'close')
+end
+W.has_token = has_token
+
+-- A source of the body's bytes. `state.done` turns true once the body was read to its
+-- end (so the connection is where the next response starts). `maxsize` (nil: none)
+-- limits the body; chunked trailer fields are added to `headers`.
+function W.body_source(c, kind, length, headers, maxsize)
+	local state = {done = false}
+	local total = 0
+	local function counted(data)
+		total = total + #data
+		if maxsize and total > maxsize then
+			return nil, 'response body too large'
+		end
+		return data
+	end
+	if kind == 'none' or (kind == 'length' and length == 0) then
+		state.done = true
+		return function() return nil end, state
+	end
+	if kind == 'length' then
+		if maxsize and length > maxsize then
+			return function() return nil, 'response body too large' end, state
+		end
+		local left = length
+		return function()
+			if left == 0 then
+				state.done = true
+				return nil
+			end
+			local data, err = receive(c, min(left, W.BLOCK))
+			if not data then return nil, err end
+			left = left - #data
+			return data
+		end, state
+	end
+	if kind == 'close' then
+		local ended = false
+		return function()
+			if ended then
+				state.done = true
+				return nil
+			end
+			local data, err, partial = receive(c, W.BLOCK)
+			if data then return counted(data) end
+			if err ~= 'closed' then return nil, err end
+			ended = true
+			if partial == '' then
+				state.done = true
+				return nil
+			end
+			return counted(partial)
+		end, state
+	end
+	-- chunked: size line, data in BLOCK pieces, CRLF; a zero size ends, then the trailer
+	local left = 0
+	return function()
+		if state.done then return nil end
+		if left == 0 then
+			local line, err = receive(c, '*l')
+			if not line then return nil, err end
+			local size, why = parse_chunk_size(line .. '\r\n')
+			if not size then
+				return nil, why == 'partial' and MALFORMED .. ' (invalid chunk size)' or why
+			end
+			if size == 0 then
+				local parts, n, bytes = {}, 0, 0
+				repeat
+					line, err = receive(c, '*l')
+					if not line then return nil, err end
+					bytes = bytes + #line + 2
+					if bytes > W.MAXHEAD then return nil, MALFORMED .. ' (trailer too large)' end
+					parts[n + 1] = line
+					parts[n + 2] = '\r\n'
+					n = n + 2
+				until line == ''
+				if n > 2 then
+					local fields, ferr = parse_fields(concat(parts))
+					if not fields then return nil, ferr end
+					for name, value in pairs(fields) do
+						local previous = headers[name]
+						headers[name] = previous and previous .. ', ' .. value or value
+					end
+				end
+				state.done = true
+				return nil
+			end
+			left = size
+		end
+		local data, err = receive(c, min(left, W.BLOCK))
+		if not data then return nil, err end
+		left = left - #data
+		if left == 0 then
+			local crlf, cerr = receive(c, '*l')
+			if not crlf then return nil, cerr end
+			if crlf ~= '' then return nil, MALFORMED .. ' (chunk too long)' end
+		end
+		return counted(data)
+	end, state
+end
+
+return W

@@ -1,0 +1,306 @@
+//! HTTP/1.x response heads, parsed by the `httparse` crate for the HTTP client
+//! (`lua/socketloop/http_wire.lua`). Three functions go into `socketloop.core`:
+//!
+//! - `parse_response_head(buf) -> code, reason, headers, length, minor`: a status line and
+//!   header fields ending in an empty line. `headers` maps lower-case names to values,
+//!   repeated fields joined with `", "` (as LuaSocket's `socket.http` returns them);
+//!   `length` is how many bytes of `buf` the head took; `minor` is 1 for HTTP/1.1.
+//! - `parse_header_fields(buf) -> headers, length`: header fields ending in an empty line
+//!   (the trailer of a chunked body).
+//! - `parse_chunk_size(buf) -> size, length`: a chunk-size line, extensions ignored.
+//!
+//! Each answers `nil, 'partial'` when `buf` ends before what it parses does, and
+//! `nil, 'malformed response (why)'` when the bytes are not HTTP. A non-string argument
+//! raises a Lua error naming the function.
+
+use mlua::{Lua, MultiValue, Table, Value};
+use std::borrow::Cow;
+
+/// What the parsers answer when the buffer stops before the end of what they parse.
+pub const PARTIAL: &str = "partial";
+
+/// Most header fields a head may carry; more is reported as malformed.
+const MAX_FIELDS: usize = 128;
+
+/// Adds the three parsers to `core`. Costs three function registrations; each call costs
+/// one pass over the buffer plus a Lua string per field.
+pub fn register(lua: &Lua, core: &Table) -> mlua::Result<()> {
+    core.set(
+        "parse_response_head",
+        lua.create_function(|lua, buf: Value| {
+            let buf = string_arg(&buf, "parse_response_head")?;
+            match parse_response_head(lua, &buf.as_bytes())? {
+                Parsed::Done(head) => Ok(MultiValue::from_vec(vec![
+                    Value::Integer(head.code as i64),
+                    Value::String(lua.create_string(&head.reason)?),
+                    Value::Table(head.fields),
+                    Value::Integer(head.len as i64),
+                    Value::Integer(head.minor as i64),
+                ])),
+                Parsed::Partial => failure(lua, PARTIAL),
+                Parsed::Malformed(why) => failure(lua, &malformed(why)),
+            }
+        })?,
+    )?;
+    core.set(
+        "parse_header_fields",
+        lua.create_function(|lua, buf: Value| {
+            let buf = string_arg(&buf, "parse_header_fields")?;
+            match parse_header_fields(lua, &buf.as_bytes())? {
+                Parsed::Done((fields, len)) => Ok(MultiValue::from_vec(vec![
+                    Value::Table(fields),
+                    Value::Integer(len as i64),
+                ])),
+                Parsed::Partial => failure(lua, PARTIAL),
+                Parsed::Malformed(why) => failure(lua, &malformed(why)),
+            }
+        })?,
+    )?;
+    core.set(
+        "parse_chunk_size",
+        lua.create_function(|lua, buf: Value| {
+            let buf = string_arg(&buf, "parse_chunk_size")?;
+            match httparse::parse_chunk_size(&buf.as_bytes()) {
+                Ok(httparse::Status::Complete((len, size))) => Ok(MultiValue::from_vec(vec![
+                    // At most 15 hex digits (httparse's limit), so the f64 may round a
+                    // size past 2^53, which no body reaches.
+                    Value::Number(size as f64),
+                    Value::Integer(len as i64),
+                ])),
+                Ok(httparse::Status::Partial) => failure(lua, PARTIAL),
+                Err(_) => failure(lua, &malformed("invalid chunk size")),
+            }
+        })?,
+    )?;
+    Ok(())
+}
+
+/// What a parser made of a buffer.
+pub enum Parsed<T> {
+    /// A complete head (or field block, or chunk size).
+    Done(T),
+    /// The buffer ends too early.
+    Partial,
+    /// Not HTTP; says why.
+    Malformed(&'static str),
+}
+
+/// A parsed response head.
+pub struct ResponseHead {
+    /// The status code, such as 200.
+    pub code: u16,
+    /// The reason phrase ("" when the server sent none).
+    pub reason: String,
+    /// Lower-case field name -> value, repeated fields joined with ", ".
+    pub fields: Table,
+    /// Bytes of the buffer the head took, its empty line included.
+    pub len: usize,
+    /// The minor HTTP version: 1 for HTTP/1.1, 0 for HTTP/1.0.
+    pub minor: u8,
+}
+
+/// Parses a response head at the start of `buf`. Lenient where servers are known to be
+/// sloppy (folded fields, spaces before the colon); strict about the status line.
+/// Costs one pass over the head and one Lua string per field.
+pub fn parse_response_head(lua: &Lua, buf: &[u8]) -> mlua::Result<Parsed<ResponseHead>> {
+    let mut raw = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let mut response = httparse::Response::new(&mut raw);
+    let mut config = httparse::ParserConfig::default();
+    config
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .allow_spaces_after_header_name_in_responses(true)
+        .allow_multiple_spaces_in_response_status_delimiters(true);
+    let len = match config.parse_response(&mut response, buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+        Err(e) => return Ok(Parsed::Malformed(describe(e))),
+    };
+    let (Some(code), Some(minor)) = (response.code, response.version) else {
+        return Ok(Parsed::Malformed("invalid response status"));
+    };
+    let reason = response.reason.unwrap_or("").to_string();
+    let fields = field_table(lua, response.headers)?;
+    Ok(Parsed::Done(ResponseHead {
+        code,
+        reason,
+        fields,
+        len,
+        minor,
+    }))
+}
+
+/// Parses header fields ending in an empty line at the start of `buf` (a chunked body's
+/// trailer). Returns the field table and the bytes taken. Costs one pass over the
+/// fields and one Lua string per field.
+pub fn parse_header_fields(lua: &Lua, buf: &[u8]) -> mlua::Result<Parsed<(Table, usize)>> {
+    let mut raw = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    match httparse::parse_headers(buf, &mut raw) {
+        Ok(httparse::Status::Complete((len, fields))) => {
+            Ok(Parsed::Done((field_table(lua, fields)?, len)))
+        }
+        Ok(httparse::Status::Partial) => Ok(Parsed::Partial),
+        Err(e) => Ok(Parsed::Malformed(describe(e))),
+    }
+}
+
+/// Lower-case name -> value; a repeated name's values are joined with ", ".
+fn field_table(lua: &Lua, fields: &[httparse::Header]) -> mlua::Result<Table> {
+    let table = lua.create_table_with_capacity(0, fields.len())?;
+    for field in fields {
+        let name = field.name.to_ascii_lowercase();
+        let value = unfold(field.value);
+        match table.raw_get::<Option<mlua::LuaString>>(name.as_str())? {
+            Some(previous) => {
+                let mut joined = previous.as_bytes().to_vec();
+                joined.extend_from_slice(b", ");
+                joined.extend_from_slice(&value);
+                table.raw_set(name, lua.create_string(&joined)?)?;
+            }
+            None => table.raw_set(name, lua.create_string(&value)?)?,
+        }
+    }
+    Ok(table)
+}
+
+/// A field value with obsolete line folding (CRLF followed by spaces) turned into one
+/// space, as LuaSocket unfolds them. Copies only values that were folded.
+fn unfold(value: &[u8]) -> Cow<'_, [u8]> {
+    if !value.iter().any(|&b| b == b'\r' || b == b'\n') {
+        return Cow::Borrowed(value);
+    }
+    let mut out = Vec::with_capacity(value.len());
+    let mut folding = false;
+    for &b in value {
+        let blank = matches!(b, b'\r' | b'\n' | b' ' | b'\t');
+        if matches!(b, b'\r' | b'\n') {
+            folding = true;
+        } else if !(folding && blank) {
+            if folding {
+                out.push(b' ');
+                folding = false;
+            }
+            out.push(b);
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn describe(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::HeaderName => "invalid header name",
+        httparse::Error::HeaderValue => "invalid header value",
+        httparse::Error::NewLine => "invalid line ending",
+        httparse::Error::Status => "invalid status line",
+        httparse::Error::Token => "invalid token",
+        httparse::Error::TooManyHeaders => "too many header fields",
+        httparse::Error::Version => "invalid status line",
+    }
+}
+
+fn malformed(why: &str) -> String {
+    format!("malformed response ({why})")
+}
+
+fn failure(lua: &Lua, message: &str) -> mlua::Result<MultiValue> {
+    let message = Value::String(lua.create_string(message)?);
+    Ok(MultiValue::from_vec(vec![Value::Nil, message]))
+}
+
+/// The buffer argument; anything but a string is misuse, raised naming `fname`.
+fn string_arg(v: &Value, fname: &str) -> mlua::Result<mlua::LuaString> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        other => Err(mlua::Error::RuntimeError(format!(
+            "bad argument #1 to '{fname}' (string expected, got {})",
+            other.type_name()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(lua: &Lua, buf: &[u8]) -> ResponseHead {
+        match parse_response_head(lua, buf).expect("lua") {
+            Parsed::Done(h) => h,
+            Parsed::Partial => panic!("partial"),
+            Parsed::Malformed(why) => panic!("malformed: {why}"),
+        }
+    }
+
+    fn field(h: &ResponseHead, name: &str) -> Option<String> {
+        h.fields.get::<Option<String>>(name).expect("field")
+    }
+
+    #[test]
+    fn complete_head() {
+        let lua = Lua::new();
+        let buf = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\nx-a: 2\r\n\r\nhello";
+        let h = head(&lua, buf);
+        assert_eq!((h.code, h.reason.as_str(), h.minor), (200, "OK", 1));
+        assert_eq!(h.len, buf.len() - 5);
+        assert_eq!(field(&h, "content-length").as_deref(), Some("5"));
+        assert_eq!(field(&h, "x-a").as_deref(), Some("1, 2"));
+    }
+
+    #[test]
+    fn folded_and_bare_lf() {
+        let lua = Lua::new();
+        let h = head(&lua, b"HTTP/1.0 404 Not Found\nX-Long: a\n  b\n\n");
+        assert_eq!((h.code, h.minor), (404, 0));
+        assert_eq!(field(&h, "x-long").as_deref(), Some("a b"));
+    }
+
+    #[test]
+    fn partial_and_malformed() {
+        let lua = Lua::new();
+        assert!(matches!(
+            parse_response_head(&lua, b"HTTP/1.1 200 OK\r\nA: b\r\n").unwrap(),
+            Parsed::Partial
+        ));
+        assert!(matches!(
+            parse_response_head(&lua, b"garbage here\r\n\r\n").unwrap(),
+            Parsed::Malformed(_)
+        ));
+        assert!(matches!(
+            parse_response_head(&lua, b"HTTP/1.1 2x0 OK\r\n\r\n").unwrap(),
+            Parsed::Malformed(_)
+        ));
+    }
+
+    #[test]
+    fn trailer_fields() {
+        let lua = Lua::new();
+        match parse_header_fields(&lua, b"X-Sum: 9\r\n\r\n").unwrap() {
+            Parsed::Done((t, len)) => {
+                assert_eq!(len, 12);
+                assert_eq!(t.get::<String>("x-sum").unwrap(), "9");
+            }
+            _ => panic!("not parsed"),
+        }
+    }
+
+    #[test]
+    fn lua_interface() {
+        let lua = Lua::new();
+        let core = lua.create_table().unwrap();
+        register(&lua, &core).unwrap();
+        lua.globals().set("core", core).unwrap();
+        let (code, kind): (i64, String) = lua
+            .load(
+                r#"
+                local code, reason, h, len, minor = core.parse_response_head('HTTP/1.1 204 No Content\r\n\r\n')
+                local _, partial = core.parse_response_head('HTTP/1.1 200')
+                local size = core.parse_chunk_size('1f;ext=1\r\n')
+                assert(size == 31, size)
+                assert(reason == 'No Content' and len == 27 and minor == 1, reason)
+                assert(not pcall(core.parse_chunk_size, {}))
+                return code, partial
+            "#,
+            )
+            .eval()
+            .unwrap();
+        assert_eq!((code, kind.as_str()), (204, PARTIAL));
+    }
+}
