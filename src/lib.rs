@@ -27,7 +27,7 @@ pub mod tcp;
 pub mod timers;
 pub mod watch;
 
-use mlua::{Lua, Table};
+use mlua::{Function, Lua, Table, Value};
 
 // The library's unit tests run Lua, so they link the static LuaJIT that build.rs built.
 #[cfg(test)]
@@ -53,4 +53,40 @@ pub fn open(lua: &Lua, catch_signals: bool) -> mlua::Result<Table> {
 #[mlua::lua_module]
 fn socketloop(lua: &Lua) -> mlua::Result<Table> {
     open(lua, false)
+}
+
+/// Opens a submodule for `require'socketloop.<name>'` from a stock LuaJIT that has not
+/// loaded `socketloop` yet: LuaJIT's all-in-one loader finds `luaopen_socketloop_<name>`
+/// in this library. Loads the loop first, then runs the submodule's preload entry.
+fn open_submodule(lua: &Lua, name: &str) -> mlua::Result<Value> {
+    let require: Function = lua.globals().get("require")?;
+    require.call::<Value>("socketloop")?;
+    let package: Table = lua.globals().get("package")?;
+    let preload: Table = package.get("preload")?;
+    preload.get::<Function>(name)?.call(name)
+}
+
+#[mlua::lua_module]
+fn socketloop_coro(lua: &Lua) -> mlua::Result<Value> {
+    open_submodule(lua, "socketloop.coro")
+}
+
+#[mlua::lua_module]
+fn socketloop_rpc(lua: &Lua) -> mlua::Result<Value> {
+    open_submodule(lua, "socketloop.rpc")
+}
+
+#[mlua::lua_module]
+fn socketloop_tango(lua: &Lua) -> mlua::Result<Value> {
+    open_submodule(lua, "socketloop.tango")
+}
+
+#[mlua::lua_module]
+fn socketloop_http(lua: &Lua) -> mlua::Result<Value> {
+    open_submodule(lua, "socketloop.http")
+}
+
+#[mlua::lua_module]
+fn socketloop_ltn12(lua: &Lua) -> mlua::Result<Value> {
+    open_submodule(lua, "socketloop.ltn12")
 }

@@ -83,7 +83,12 @@ local function ready(self, dir, started)
 			local ok, err = watch_foreign(self)
 			if not ok then return err, started end
 		end
-		return wait(self.token * 2 + dir, limit), started
+		local how = wait(self.token * 2 + dir, limit)
+		if how == 'busy' then
+			error('another thread is already waiting to ' .. (dir == READ and 'read from' or 'write to')
+				.. ' this socket', 3)
+		end
+		return how, started
 	end
 	local fd = self.socket:getfd()
 	if not fd or fd < 0 then return 'closed', started end

@@ -9,7 +9,8 @@
 --                                loop.stop(), or until `timeout` seconds have passed
 --   yield(TRANSFER, thread, ...) hand control to another thread (socketloop.coro)
 --   yield()                      suspend until loop.resume (loop.suspend)
--- and it is resumed with `true` (ready), 'timeout' or 'closed'.
+-- and it is resumed with `true` (ready), 'timeout', 'closed', or 'busy' when another
+-- thread already waits on that key.
 -- Waiting costs no call into Rust unless the wait has a timeout.
 
 local core = require'socketloop.core'
@@ -80,6 +81,10 @@ function after(co, ok, req, a, b, ...)
 		return report(co, req)
 	end
 	if req == WAIT then
+		if parked[a] then
+			-- One thread at a time may wait on each direction of a socket.
+			return run(co, 'busy')
+		end
 		parked[a] = co
 		npending = npending + 1
 		if b then settimer(a, b) end
