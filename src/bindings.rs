@@ -91,13 +91,21 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
         })?,
     )?;
 
+    // A blocking wait ends without a poll of the reactor, so it records the readiness it
+    // saw for the socket's registration (`token`), as a readable event would.
+    let r = reactor.clone();
     core.set(
         "waitfd",
         lua.create_function(
-            |_, (fd, write, timeout): (Option<i32>, bool, Option<f64>)| {
+            move |_, (fd, write, timeout, token): (Option<i32>, bool, Option<f64>, Option<usize>)| {
                 let timeout = timeout.map(|t| Duration::from_secs_f64(t.clamp(0.0, 1e9)));
                 Ok(match wait_fd(fd, write, timeout) {
-                    Waited::Ready => Value::Boolean(true),
+                    Waited::Ready => {
+                        if let (false, Some(token)) = (write, token) {
+                            r.borrow_mut().mark_readable(token);
+                        }
+                        Value::Boolean(true)
+                    }
                     Waited::TimedOut => Value::Nil,
                 })
             },

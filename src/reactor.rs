@@ -36,6 +36,11 @@ struct Source {
     slots: [TimeoutSlot; 2],
     /// Closed, waiting for the next poll before the token may be reused (see `poll`).
     retired: bool,
+    /// The peer closed its side or the connection failed: a read will not block.
+    read_closed: bool,
+    /// A readable event came since the owner last found the descriptor drained (see
+    /// [`Reactor::is_readable`]).
+    readable: bool,
 }
 
 /// The timeout of the wait on one direction of a source.
@@ -112,6 +117,8 @@ impl Reactor {
             Interest::READABLE | Interest::WRITABLE,
         )?;
         source.fd = Some(fd);
+        source.read_closed = false;
+        source.readable = true;
         Ok(())
     }
 
@@ -131,6 +138,29 @@ impl Reactor {
                 source.retired = true;
                 self.retired.push(token);
             }
+        }
+    }
+
+    /// Whether a read on `token` may find data: false only between the owner's
+    /// [`Reactor::mark_drained`] and the next readable event. Edge-triggered epoll reports
+    /// every arrival after a read that took all there was, so until then a read would
+    /// only fail with EAGAIN, and the caller can wait for readiness without trying.
+    pub fn is_readable(&self, token: usize) -> bool {
+        self.sources.get(token).is_none_or(|s| s.readable)
+    }
+
+    /// Records readiness seen outside a poll (a blocking wait on the descriptor).
+    pub fn mark_readable(&mut self, token: usize) {
+        if let Some(source) = self.sources.get_mut(token) {
+            source.readable = true;
+        }
+    }
+
+    /// Records that a read on `token` took everything the kernel had. Ignored once the
+    /// peer has closed: the end of the stream stays readable without a further event.
+    pub fn mark_drained(&mut self, token: usize) {
+        if let Some(source) = self.sources.get_mut(token) {
+            source.readable = source.read_closed;
         }
     }
 
@@ -192,7 +222,11 @@ impl Reactor {
                 continue;
             }
             let failed = event.is_error();
+            if failed || event.is_read_closed() {
+                source.read_closed = true;
+            }
             if failed || event.is_readable() || event.is_read_closed() {
+                source.readable = true;
                 source.slots[READ].deadline = None;
                 out.ready.push(join_key(token, READ));
             }

@@ -222,6 +222,9 @@ impl TcpSocket {
                 (State::Connected, Some(sock)) => sock.as_raw_fd(),
                 _ => return self.fail_with_partial(lua, "closed", pattern, &prefix),
             };
+            if !self.may_read() {
+                return fail(lua, WANTREAD, Value::Nil);
+            }
             let step = SCRATCH
                 .with_borrow_mut(|scratch| self.receive_step(lua, fd, scratch, pattern, &prefix))?;
             if let Some(reply) = step {
@@ -244,8 +247,14 @@ impl TcpSocket {
                 self.eof = true;
                 return Ok(None);
             }
-            Ok(n) => n,
+            Ok(n) => {
+                if n < scratch.len() {
+                    self.mark_drained();
+                }
+                n
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.mark_drained();
                 return fail(lua, WANTREAD, Value::Nil).map(Some);
             }
             Err(e) => {
@@ -320,6 +329,22 @@ impl TcpSocket {
         }
         self.rbuf.clear();
         Ok(Value::String(lua.create_string(&all)?))
+    }
+
+    /// False when a read would only say EAGAIN (see `Reactor::is_readable`): saves a
+    /// system call per message on request/response traffic.
+    fn may_read(&self) -> bool {
+        match (self.token, self.reactor.try_borrow()) {
+            (Some(token), Ok(reactor)) => reactor.is_readable(token),
+            _ => true,
+        }
+    }
+
+    /// A read took everything there was (it returned less than asked, or EAGAIN).
+    fn mark_drained(&self) {
+        if let (Some(token), Ok(mut reactor)) = (self.token, self.reactor.try_borrow_mut()) {
+            reactor.mark_drained(token);
+        }
     }
 
     /// LuaSocket's `send(data [, i [, j]])`: returns the index of the last byte sent.

@@ -9,7 +9,10 @@
 local core = require'socketloop.core'
 local S = require'socketloop.scheduler'
 
-local inloop, wait = S.inloop, S.wait
+local wait = S.wait
+-- Whether the caller is a loop thread, checked inline on every wait: the main thread
+-- (nil, or the main coroutine with Lua 5.2 compatibility) is never in the table.
+local loopthreads, corunning = S.loopthreads, coroutine.running
 local now, waitfd, watchfd = core.now, core.waitfd, core.watch
 local WANTREAD, WANTWRITE, MISUSE = core.WANTREAD, core.WANTWRITE, core.MISUSE
 local READ, WRITE = 0, 1
@@ -78,7 +81,7 @@ local function ready(self, dir, started)
 	if limit and limit <= 0 then
 		return 'timeout', started
 	end
-	if inloop() then
+	if loopthreads[corunning()] then
 		if not self.ours then
 			local ok, err = watch_foreign(self)
 			if not ok then return err, started end
@@ -92,7 +95,7 @@ local function ready(self, dir, started)
 	end
 	local fd = self.socket:getfd()
 	if not fd or fd < 0 then return 'closed', started end
-	return waitfd(fd, dir == WRITE, limit) or 'timeout', started
+	return waitfd(fd, dir == WRITE, limit, self.ours and self.token or nil) or 'timeout', started
 end
 
 -- What receive hands back when it gives up: the prefix and whatever was read so far

@@ -45,6 +45,7 @@ local stopping = false
 local halting = false      -- S.halt(): ends every start(), nested or not
 
 local loopthreads = setmetatable({}, {__mode = 'k'})
+S.loopthreads = loopthreads
 local suspended = setmetatable({}, {__mode = 'k'})
 local errhandlers = setmetatable({}, {__mode = 'k'})
 
