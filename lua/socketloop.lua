@@ -70,7 +70,6 @@ function loop.connect(host, port, local_ip, local_port)
 end
 
 local SERVER_BACKLOG = 4096
-local ACCEPT_BACKOFF_MAX = 1
 
 -- Runs a connection's handler; if it raises, the error is reported and the connection
 -- closed at once rather than when the socket is collected.
@@ -81,24 +80,6 @@ local function serve(handler, client)
 	end, client)
 	if not ok then
 		client:close()
-	end
-end
-
--- Accepts until the server socket is closed. When accept fails for want of resources
--- (descriptors, memory), backs off instead of spinning: the loop keeps serving.
-local function accept_loop(server, handler)
-	local backoff = 0
-	while true do
-		local client, err = server:accept()
-		if client then
-			backoff = 0
-			S.newthread(serve, handler, client)
-		elseif err == 'closed' then
-			return
-		elseif err ~= 'timeout' then
-			backoff = math.min(math.max(backoff * 2, 0.01), ACCEPT_BACKOFF_MAX)
-			S.sleep(backoff)
-		end
 	end
 end
 
@@ -116,7 +97,9 @@ function loop.newserver(ip, port, handler)
 		server:close()
 		return nil, err
 	end
-	S.newthread(accept_loop, server, handler)
+	S.newthread(A.accept_loop, server, function(client)
+		S.newthread(serve, handler, client)
+	end)
 	return server
 end
 

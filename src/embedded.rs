@@ -46,6 +46,11 @@ const MODULES: &[(&str, &str, &str)] = &[
         include_str!("../lua/socketloop/rpc_policy.lua"),
     ),
     (
+        "socketloop.rpc_server",
+        "lua/socketloop/rpc_server.lua",
+        include_str!("../lua/socketloop/rpc_server.lua"),
+    ),
+    (
         "socketloop.tango",
         "lua/socketloop/tango.lua",
         include_str!("../lua/socketloop/tango.lua"),

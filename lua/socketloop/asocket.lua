@@ -350,5 +350,26 @@ function A.wrap(s)
 	return self
 end
 
+local ACCEPT_BACKOFF_MAX = 1
+
+-- Accepts on `listener` until it is closed, calling on_client(client) for each
+-- connection. When accept fails for want of resources (descriptors, memory), backs off
+-- instead of spinning, so the loop keeps serving the connections it has.
+function A.accept_loop(listener, on_client)
+	local backoff = 0
+	while true do
+		local client, err = listener:accept()
+		if client then
+			backoff = 0
+			on_client(client)
+		elseif err == 'closed' then
+			return
+		elseif err ~= 'timeout' then
+			backoff = math.min(math.max(backoff * 2, 0.01), ACCEPT_BACKOFF_MAX)
+			S.sleep(backoff)
+		end
+	end
+end
+
 A.class = asocket
 return A

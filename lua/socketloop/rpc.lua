@@ -1,11 +1,14 @@
 -- socketloop.rpc: bidirectional RPC between two Lua VMs over one TCP connection.
 -- docs/rpc.md documents the API, docs/protocol.md the wire format, docs/security.md the
--- policy. Sessions (calling, serving, the reader) are lua/socketloop/rpc_session.lua.
+-- policy. Sessions (calling, serving, the reader) are lua/socketloop/rpc_session.lua;
+-- what the servers share with tango's (listening, accepting, option checks) is
+-- lua/socketloop/rpc_server.lua.
 
 local loop = require'socketloop'
 local core = require'socketloop.core'
 local Session = require'socketloop.rpc_session'
 local policy = require'socketloop.rpc_policy'
+local shared = require'socketloop.rpc_server'
 
 local rpc = {}
 
@@ -14,27 +17,21 @@ local DEFAULT_MAXSIZE = 16 * 1024 * 1024
 local DEFAULT_MAXDEPTH = 100
 local DEFAULT_MESSAGE_TIMEOUT = 60
 local BACKLOG = 128
-local ACCEPT_BACKOFF_MAX = 1
 
 rpc.DEFAULT_ADDRESS, rpc.DEFAULT_PORT = DEFAULT_ADDRESS, DEFAULT_PORT
 
-local function is_count(v) return type(v) == 'number' and v >= 1 and v % 1 == 0 end
-local function is_seconds(v) return type(v) == 'number' and v >= 0 end
-local function is_positive(v) return type(v) == 'number' and v > 0 end
-local function is_table(v) return type(v) == 'table' end
-local function is_boolean(v) return type(v) == 'boolean' end
-local function is_function(v) return type(v) == 'function' end
+local option = shared.option
 
 -- option -> its check, and what it should be (for the error)
 local COMMON = {
-	expose = {is_table, 'a table'},
-	allow_public_globals = {is_boolean, 'a boolean'},
+	expose = option.table,
+	allow_public_globals = option.boolean,
 	exec = {policy.is_setting, "true, false or 'loopback'"},
 	bytecode = {policy.is_setting, "true, false or 'loopback'"},
-	maxsize = {is_count, 'a positive integer'},
-	maxdepth = {is_count, 'a positive integer'},
-	message_timeout = {is_positive, 'a positive number'},
-	onerror = {is_function, 'a function'},
+	maxsize = option.count,
+	maxdepth = option.count,
+	message_timeout = option.positive,
+	onerror = option['function'],
 }
 local function with(extra)
 	local t = {}
@@ -42,12 +39,9 @@ local function with(extra)
 	for k, v in pairs(extra) do t[k] = v end
 	return t
 end
-local CLIENT_OPTIONS = with{timeout = {is_seconds, 'a non-negative number'}}
-local SERVER_OPTIONS = with{
-	timeout = {is_seconds, 'a non-negative number'},
-	onlisten = {is_function, 'a function'},
-}
-local MULTISERVER_OPTIONS = with{onconnect = {is_function, 'a function'}}
+local CLIENT_OPTIONS = with{timeout = option.seconds}
+local SERVER_OPTIONS = with{timeout = option.seconds, onlisten = option['function']}
+local MULTISERVER_OPTIONS = with{onconnect = option['function']}
 
 local function default_onerror(err, session)
 	io.stderr:write('socketloop.rpc: ', tostring(session and session.peer or '?'), ': ',
@@ -78,11 +72,8 @@ local function arguments(fname, allowed, ...)
 	if port ~= nil and not tonumber(port) then
 		bad(fname, 2, 'port number expected, got ' .. type(port))
 	end
-	for k, v in pairs(opts) do
-		local check = allowed[k]
-		if not check then bad(fname, n + 1, "unknown option '" .. tostring(k) .. "'") end
-		if not check[1](v) then bad(fname, n + 1, "option '" .. k .. "' must be " .. check[2]) end
-	end
+	local why = shared.check_options(opts, allowed, 'option')
+	if why then bad(fname, n + 1, why) end
 	local cfg = {
 		expose = opts.expose or _G,
 		allow_public_globals = opts.allow_public_globals,
@@ -93,28 +84,6 @@ local function arguments(fname, allowed, ...)
 		codec = core.rpc_codec(opts.maxsize or DEFAULT_MAXSIZE, opts.maxdepth or DEFAULT_MAXDEPTH),
 	}
 	return address or DEFAULT_ADDRESS, tonumber(port) or DEFAULT_PORT, cfg, opts
-end
-
--- A listening socket on address:port, refused before it listens if it would expose _G
--- on a non-loopback address without allow_public_globals.
-local function listen(fname, address, port, cfg, backlog)
-	local skt = loop.tcp()
-	skt:setoption('reuseaddr', true)
-	local ok, err = skt:bind(address, port)
-	if ok then
-		local allowed, why = policy.may_expose(cfg.expose, cfg.allow_public_globals,
-			(skt:getsockname()), 'on address')
-		if not allowed then
-			skt:close()
-			error(fname .. ': ' .. why, 3)
-		end
-		ok, err = skt:listen(backlog)
-	end
-	if not ok then
-		skt:close()
-		return nil, err
-	end
-	return skt
 end
 
 local function start(skt, cfg)
@@ -143,7 +112,8 @@ end
 
 function rpc.newserver(...)
 	local address, port, cfg, opts = arguments('newserver', SERVER_OPTIONS, ...)
-	local listener, err = listen('newserver', address, port, cfg, 1)
+	local listener, err = shared.listen('newserver', address, port, cfg.expose,
+		cfg.allow_public_globals, 1, 2)
 	if not listener then return nil, err end
 	if opts.onlisten then
 		local ok, why = pcall(opts.onlisten, listener:getsockname())
@@ -160,61 +130,22 @@ function rpc.newserver(...)
 	return start(client, cfg)
 end
 
-local Server = {}
-Server.__index = Server
-
--- Closes the listening socket and every session it accepted.
-function Server:close()
-	self.listener:close()
-	local open = {}
-	for s in pairs(self.sessions) do open[#open + 1] = s end
-	for _, s in ipairs(open) do s:close() end
-	return 1
-end
-
-function Server:getsockname()
-	return self.listener:getsockname()
-end
-
+-- Serves one accepted connection; server:close closes the session (in server.open).
 local function serve_client(server, skt)
 	local s = Session.new(skt, server.cfg)
-	local sessions = server.sessions
+	local sessions = server.open
 	sessions[s] = true
 	s.onclose = function() sessions[s] = nil end
 	if server.onconnect then loop.newthread(server.onconnect, s) end
 	s:run()
 end
 
--- Accepts until the listening socket is closed; backs off when accept fails for want of
--- resources rather than spinning.
-local function accept_loop(server)
-	local backoff = 0
-	while true do
-		local skt, err = server.listener:accept()
-		if skt then
-			backoff = 0
-			loop.newthread(serve_client, server, skt)
-		elseif err == 'closed' then
-			return
-		elseif err ~= 'timeout' then
-			backoff = math.min(math.max(backoff * 2, 0.01), ACCEPT_BACKOFF_MAX)
-			loop.sleep(backoff)
-		end
-	end
-end
-
 function rpc.newserveronly(...)
 	local address, port, cfg, opts = arguments('newserveronly', MULTISERVER_OPTIONS, ...)
-	local listener, err = listen('newserveronly', address, port, cfg, BACKLOG)
+	local listener, err = shared.listen('newserveronly', address, port, cfg.expose,
+		cfg.allow_public_globals, BACKLOG, 2)
 	if not listener then return nil, err end
-	local server = setmetatable({
-		listener = listener,
-		cfg = cfg,
-		sessions = {},
-		onconnect = opts.onconnect,
-	}, Server)
-	loop.newthread(accept_loop, server)
-	return server
+	return shared.start({cfg = cfg, onconnect = opts.onconnect}, listener, serve_client)
 end
 rpc.newmultiserver = rpc.newserveronly
 

@@ -1,11 +1,13 @@
 -- The server of socketloop.tango: answers tango 0.2 requests ({"path", args...}) for the
 -- functions and variables of a table (docs/rpc.md). Each connection runs in a loop
 -- thread of its own and answers its requests in order, as tango's copas server does.
+-- Listening, accepting and the option checks are shared with socketloop.rpc
+-- (lua/socketloop/rpc_server.lua).
 
 local loop = require'socketloop'
 local text = require'socketloop.tango_text'
 local wire = require'socketloop.tango_wire'
-local policy = require'socketloop.rpc_policy'
+local shared = require'socketloop.rpc_server'
 
 local find, sub, format = string.find, string.sub, string.format
 local maxn, unpack = table.maxn, unpack
@@ -15,28 +17,26 @@ local server = {}
 local DEFAULT_ADDRESS, DEFAULT_PORT = 'localhost', 12345
 local DEFAULT_MESSAGE_TIMEOUT = 60
 local BACKLOG = 128
-local ACCEPT_BACKOFF_MAX = 1
 -- Most arguments a request may carry (as rpc's value lists): unpack has to spread them.
 local MAX_VALUES = 4096
 
-local function is_positive(v) return type(v) == 'number' and v > 0 end
-local function is_count(v) return type(v) == 'number' and v >= 1 and v % 1 == 0 end
+local option = shared.option
 
 -- config key -> {check, what it must be}
 local KEYS = {
-	address = {function(v) return type(v) == 'string' end, 'a string'},
-	interface = {function(v) return type(v) == 'string' end, 'a string'},
+	address = option.string,
+	interface = option.string,
 	port = {function(v) return tonumber(v) ~= nil end, 'a number'},
-	functab = {function(v) return type(v) == 'table' end, 'a table'},
-	serialize = {function(v) return type(v) == 'function' end, 'a function'},
-	unserialize = {function(v) return type(v) == 'function' end, 'a function'},
-	read_access = {function(v) return type(v) == 'boolean' end, 'a boolean'},
-	write_access = {function(v) return type(v) == 'boolean' end, 'a boolean'},
-	allow_public_globals = {function(v) return type(v) == 'boolean' end, 'a boolean'},
-	maxsize = {is_count, 'a positive integer'},
-	maxdepth = {is_count, 'a positive integer'},
-	message_timeout = {is_positive, 'a positive number'},
-	onerror = {function(v) return type(v) == 'function' end, 'a function'},
+	functab = option.table,
+	serialize = option['function'],
+	unserialize = option['function'],
+	read_access = option.boolean,
+	write_access = option.boolean,
+	allow_public_globals = option.boolean,
+	maxsize = option.count,
+	maxdepth = option.count,
+	message_timeout = option.positive,
+	onerror = option['function'],
 }
 
 local function default_onerror(err, peer)
@@ -166,7 +166,7 @@ local function serve(srv, skt)
 	local cfg = srv.cfg
 	local conn = {cfg = cfg, functab = cfg.functab, refs = {}, nrefs = 0}
 	local peer = skt:getpeername()
-	srv.conns[skt] = true
+	srv.open[skt] = true
 	skt:settimeout(cfg.message_timeout)
 	wire.prepare(skt, cfg.maxsize)
 	local why
@@ -189,41 +189,9 @@ local function serve(srv, skt)
 			if not out or not wire.send(skt, out) then break end
 		end
 	end
-	srv.conns[skt] = nil
+	srv.open[skt] = nil
 	skt:close()
 	if why then cfg.onerror('tango: ' .. why, peer) end
-end
-
-local Server = {}
-Server.__index = Server
-
--- Stops listening and closes every connection.
-function Server:close()
-	self.listener:close()
-	local open = {}
-	for skt in pairs(self.conns) do open[#open + 1] = skt end
-	for _, skt in ipairs(open) do skt:close() end
-	return 1
-end
-
-function Server:getsockname()
-	return self.listener:getsockname()
-end
-
-local function accept_loop(srv)
-	local backoff = 0
-	while true do
-		local skt, err = srv.listener:accept()
-		if skt then
-			backoff = 0
-			loop.newthread(serve, srv, skt)
-		elseif err == 'closed' then
-			return
-		elseif err ~= 'timeout' then
-			backoff = math.min(math.max(backoff * 2, 0.01), ACCEPT_BACKOFF_MAX)
-			loop.sleep(backoff)
-		end
-	end
 end
 
 -- Checks the config for `fname` and fills in the defaults. Errors are raised at the
@@ -233,15 +201,8 @@ local function configure(fname, config)
 		error(format("bad argument #1 to '%s' (config table expected, got %s)", fname, type(config)), 4)
 	end
 	config = config or {}
-	for k, v in pairs(config) do
-		local check = KEYS[k]
-		if not check then
-			error(format("bad argument #1 to '%s' (unknown config key '%s')", fname, tostring(k)), 4)
-		end
-		if not check[1](v) then
-			error(format("bad argument #1 to '%s' (config key '%s' must be %s)", fname, k, check[2]), 4)
-		end
-	end
+	local why = shared.check_options(config, KEYS, 'config key')
+	if why then error(format("bad argument #1 to '%s' (%s)", fname, why), 4) end
 	local maxdepth = config.maxdepth
 	local cfg = {
 		address = config.address or config.interface or DEFAULT_ADDRESS,
@@ -261,25 +222,10 @@ end
 -- Listens per `config` and serves from loop threads. Returns the server or nil, err.
 local function start(fname, config)
 	local cfg, raw = configure(fname, config)
-	local listener = loop.tcp()
-	listener:setoption('reuseaddr', true)
-	local ok, err = listener:bind(cfg.address, cfg.port)
-	if ok then
-		local allowed, why = policy.may_expose(cfg.functab, raw.allow_public_globals,
-			(listener:getsockname()), 'on address')
-		if not allowed then
-			listener:close()
-			error('tango.server.' .. fname .. ': ' .. why, 3)
-		end
-		ok, err = listener:listen(BACKLOG)
-	end
-	if not ok then
-		listener:close()
-		return nil, err
-	end
-	local srv = setmetatable({listener = listener, cfg = cfg, conns = {}}, Server)
-	loop.newthread(accept_loop, srv)
-	return srv
+	local listener, err = shared.listen('tango.server.' .. fname, cfg.address, cfg.port,
+		cfg.functab, raw.allow_public_globals, BACKLOG, 3)
+	if not listener then return nil, err end
+	return shared.start({cfg = cfg}, listener, serve)
 end
 
 -- tango.server.new{...} -> server | nil, err

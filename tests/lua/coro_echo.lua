@@ -2,6 +2,7 @@
 -- connections x 30 line round trips against one server; every reply is checked.
 local loop = require'socketloop'
 local T = require'testlib'
+local N = require'testnet'
 local U = require'threads_util'
 local cl = loop.coro
 local coro = require'socketloop.coro'
@@ -18,12 +19,7 @@ T.run('coro echo 10x5x30', function()
 	local served = 0
 	local server = assert(cl.newserver('127.0.0.1', 0, function(skt)
 		served = served + 1
-		while true do
-			local line = skt:receive('*l')
-			if not line then break end
-			assert(skt:send(line:reverse() .. '\n'))
-		end
-		skt:close()
+		N.answer_lines(skt, string.reverse)
 	end))
 	local _, port = server:getsockname()
 	local clients, replies = 10, 0
@@ -31,16 +27,9 @@ T.run('coro echo 10x5x30', function()
 	for c = 1, clients do
 		threads[c] = cl.newthread(function(id)
 			currents[id] = cl.current()
-			for k = 1, 5 do
-				local s = assert(cl.connect('127.0.0.1', port))
-				for i = 1, 30 do
-					local msg = ('client %d conn %d line %d'):format(id, k, i)
-					assert(s:send(msg .. '\n'))
-					local reply = s:receive('*l')
-					if T.eq(reply, msg:reverse(), 'reply') then replies = replies + 1 end
-				end
-				s:close()
-			end
+			-- (the call waits: read `replies` only once it returned)
+			local right = N.reverse_client(cl.connect, port, id, 5, 30)
+			replies = replies + right
 			clients = clients - 1
 			if clients == 0 then server:close() end
 		end, c)

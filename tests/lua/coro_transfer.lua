@@ -3,6 +3,7 @@
 local loop = require'socketloop'
 local T = require'testlib'
 local U = require'threads_util'
+local N = require'testnet'
 local coro = require'socketloop.coro'
 local cl = loop.coro
 
@@ -31,12 +32,7 @@ end
 -- An echo server for the tests below.
 local function echo_server()
 	local server = assert(loop.newserver('127.0.0.1', 0, function(skt)
-		while true do
-			local line = skt:receive('*l')
-			if not line then break end
-			assert(skt:send(line .. '\n'))
-		end
-		skt:close()
+		N.answer_lines(skt, function(line) return line end)
 	end))
 	local _, port = server:getsockname()
 	return server, port

@@ -2,32 +2,21 @@
 -- process; every reply is checked.
 local loop = require'socketloop'
 local T = require'testlib'
+local N = require'testnet'
 
 T.run('echo 10x5x30', function()
 	local served = 0
 	local server = assert(loop.newserver('127.0.0.1', 0, function(skt)
 		served = served + 1
-		while true do
-			local line = skt:receive('*l')
-			if not line then break end
-			assert(skt:send(line:reverse() .. '\n'))
-		end
-		skt:close()
+		N.answer_lines(skt, string.reverse)
 	end))
 	local _, port = server:getsockname()
 	local clients, replies = 10, 0
 	for c = 1, clients do
 		loop.newthread(function()
-			for k = 1, 5 do
-				local s = assert(loop.connect('127.0.0.1', port))
-				for i = 1, 30 do
-					local msg = ('client %d conn %d line %d'):format(c, k, i)
-					assert(s:send(msg .. '\n'))
-					local reply, err = s:receive('*l')
-					if T.eq(reply, msg:reverse(), 'reply') then replies = replies + 1 end
-				end
-				s:close()
-			end
+			-- (the call waits: read `replies` only once it returned)
+			local right = N.reverse_client(loop.connect, port, c, 5, 30)
+			replies = replies + right
 			clients = clients - 1
 			if clients == 0 then server:close() end
 		end)

@@ -5,20 +5,8 @@ local loop = require'socketloop'
 local rpc = require'socketloop.rpc'
 local T = require'testlib'
 
--- Deep equality of plain values (NaN equals NaN here).
-local function same(a, b)
-	if a ~= a and b ~= b then return true end
-	if type(a) ~= 'table' or type(b) ~= 'table' then
-		return a == b and (a ~= 0 or 1 / a == 1 / b)
-	end
-	for k, v in pairs(a) do
-		if not same(v, b[k]) then return false end
-	end
-	for k in pairs(b) do
-		if a[k] == nil then return false end
-	end
-	return true
-end
+-- Deep equality of plain values (NaN equals NaN here, 0 and -0 differ).
+local function same(a, b) return T.same(a, b, true, true) end
 
 local api = {
 	echo = function(...) return ... end,

@@ -4,15 +4,10 @@
 local loop = require'socketloop'
 local rpc = require'socketloop.rpc'
 local T = require'testlib'
+local N = require'testnet'
 
--- Waits (bounded) until cond() holds.
-local function wait_until(cond, what)
-	for _ = 1, 1000 do
-		if cond() then return true end
-		loop.sleep(0.005)
-	end
-	return T.ok(false, 'timed out waiting for ' .. what)
-end
+-- Waits (bounded) until cond() holds: up to 1000 steps of 5 ms.
+local function wait_until(cond, what) return N.await(cond, what, 1000, 0.005) end
 
 local started, inflight, most = 0, 0, 0
 local held = {}

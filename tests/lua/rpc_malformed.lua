@@ -4,6 +4,7 @@
 local loop = require'socketloop'
 local rpc = require'socketloop.rpc'
 local T = require'testlib'
+local N = require'testnet'
 
 local char, floor = string.char, math.floor
 
@@ -20,13 +21,8 @@ local function str(s) -- a string value shorter than 128 bytes
 end
 local PING = message(0, 1, str('ping') .. '\0') -- call 'ping' with no arguments
 
-local function wait_until(cond, what)
-	for _ = 1, 1000 do
-		if cond() then return true end
-		loop.sleep(0.005)
-	end
-	return T.ok(false, 'timed out waiting for ' .. what)
-end
+-- Waits (bounded) until cond() holds: up to 1000 steps of 5 ms.
+local function wait_until(cond, what) return N.await(cond, what, 1000, 0.005) end
 
 T.run('rpc server facing bad input', function()
 	local errors = {}
@@ -42,13 +38,8 @@ T.run('rpc server facing bad input', function()
 	-- connection and report an error containing `want`
 	local function attack(name, bytes, want, close)
 		local n = #errors
-		local skt = assert(loop.connect('127.0.0.1', port))
-		skt:settimeout(5)
-		assert(skt:send(bytes))
-		if close then skt:shutdown('send') end
-		local data, err = skt:receive('*a')
+		local data, err = N.send_raw(port, bytes, close)
 		T.ok(data == nil and err == 'closed' or data == '', name .. ': connection closed (' .. tostring(err) .. ')')
-		skt:close()
 		wait_until(function() return #errors > n end, name .. ': the report')
 		local got = errors[n + 1] or ''
 		T.ok(got:find(want, 1, true), name .. ': error "' .. got .. '" says "' .. want .. '"')

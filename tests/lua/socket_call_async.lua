@@ -3,31 +3,8 @@
 -- run); returns func's results; timeouts, close, failures and misuse.
 local loop = require'socketloop'
 local T = require'testlib'
-
-local function pair(small)
-	local srv = assert(loop.tcp('127.0.0.1', 0))
-	assert(srv:listen())
-	local _, port = srv:getsockname()
-	local c = assert(loop.connect('127.0.0.1', port))
-	local s = assert(srv:accept())
-	srv:close()
-	c:settimeout(10)
-	s:settimeout(10)
-	if small then
-		-- small fixed buffers (no autotuning): a big send has to wait for the reader
-		c:setoption('send-buffer-size', 65536)
-		s:setoption('recv-buffer-size', 65536)
-	end
-	return c, s
-end
-
-local function await(cond, what)
-	for _ = 1, 5000 do
-		if cond() then return true end
-		loop.sleep(0.001)
-	end
-	return T.ok(false, 'gave up waiting for ' .. what)
-end
+local N = require'testnet'
+local pair, await = N.pair, N.await
 
 T.run("wantread twice, then the function's results", function()
 	local c, s = pair()
@@ -189,8 +166,4 @@ T.run('call_async on a wrapped LuaSocket object', function()
 	peer:close()
 end)
 
-T.eq(loop.stats().pending, 0, 'nothing left parked')
-collectgarbage()
-collectgarbage()
-T.eq(loop.stats().registrations, 0, 'no socket left registered with the reactor')
-T.finish()
+N.finish()

@@ -2,26 +2,8 @@
 -- (and the .socket field), tostring.
 local loop = require'socketloop'
 local T = require'testlib'
-
-local function pair()
-	local srv = assert(loop.tcp('127.0.0.1', 0))
-	assert(srv:listen())
-	local _, port = srv:getsockname()
-	local c = assert(loop.connect('127.0.0.1', port))
-	local s = assert(srv:accept())
-	srv:close()
-	c:settimeout(10)
-	s:settimeout(10)
-	return c, s, port
-end
-
-local function await(cond, what)
-	for _ = 1, 5000 do
-		if cond() then return true end
-		loop.sleep(0.001)
-	end
-	return T.ok(false, 'gave up waiting for ' .. what)
-end
+local N = require'testnet'
+local pair, await = N.pair, N.await
 
 -- Receives one line in another thread, which has to park for it: returns a function
 -- giving the line once received.
@@ -211,8 +193,4 @@ T.run('tostring', function()
 	m:close()
 end)
 
-T.eq(loop.stats().pending, 0, 'nothing left parked')
-collectgarbage()
-collectgarbage()
-T.eq(loop.stats().registrations, 0, 'no socket left registered with the reactor')
-T.finish()
+N.finish()

@@ -2,26 +2,8 @@
 -- exists, tcp-nodelay on connect/accept, receive-limit, and misuse.
 local loop = require'socketloop'
 local T = require'testlib'
-
-local function pair()
-	local srv = assert(loop.tcp('127.0.0.1', 0))
-	assert(srv:listen())
-	local _, port = srv:getsockname()
-	local c = assert(loop.connect('127.0.0.1', port))
-	local s = assert(srv:accept())
-	srv:close()
-	c:settimeout(10)
-	s:settimeout(10)
-	return c, s
-end
-
-local function await(cond, what)
-	for _ = 1, 5000 do
-		if cond() then return true end
-		loop.sleep(0.001)
-	end
-	return T.ok(false, 'gave up waiting for ' .. what)
-end
+local N = require'testnet'
+local pair, await = N.pair, N.await
 
 T.run('boolean options', function()
 	local c, s = pair()
@@ -253,8 +235,4 @@ T.run('unknown options raise naming the method', function()
 	T.eq(err, 'closed', 'getoption on a closed socket: closed')
 end)
 
-T.eq(loop.stats().pending, 0, 'nothing left parked')
-collectgarbage()
-collectgarbage()
-T.eq(loop.stats().registrations, 0, 'no socket left registered with the reactor')
-T.finish()
+N.finish()

@@ -7,45 +7,8 @@
 -- backlog of 1 and never accepts; once its queue is full the kernel drops further SYNs.
 local loop = require'socketloop'
 local T = require'testlib'
-
-local function pair(small)
-	local srv = assert(loop.tcp('127.0.0.1', 0))
-	assert(srv:listen())
-	local _, port = srv:getsockname()
-	local c = assert(loop.connect('127.0.0.1', port))
-	local s = assert(srv:accept())
-	srv:close()
-	c:settimeout(10)
-	s:settimeout(10)
-	if small then
-		-- small fixed buffers (no autotuning): a big send has to wait for the reader
-		c:setoption('send-buffer-size', 65536)
-		s:setoption('recv-buffer-size', 65536)
-	end
-	return c, s
-end
-
--- A thread counting while it sleeps in 1 ms steps, until stop().
-local function ticker()
-	local t = {n = 0, on = true}
-	loop.newthread(function()
-		for _ = 1, 1e6 do
-			if not t.on then break end
-			t.n = t.n + 1
-			loop.sleep(0.001)
-		end
-	end)
-	function t.stop() t.on = false end
-	return t
-end
-
-local function await(cond, what)
-	for _ = 1, 5000 do
-		if cond() then return true end
-		loop.sleep(0.001)
-	end
-	return T.ok(false, 'gave up waiting for ' .. what)
-end
+local N = require'testnet'
+local pair, await, ticker = N.pair, N.await, N.ticker
 
 -- Connects to `port` (whose listen queue never drains) until a connect fails; returns
 -- its result and the sockets that did connect.
@@ -300,13 +263,7 @@ local function outside_loop_checks(where)
 end
 
 T.run('timeouts outside a loop thread (plain coroutine)', function()
-	local co = coroutine.create(function()
-		outside_loop_checks('coroutine')
-		return 'finished'
-	end)
-	local ok, res = coroutine.resume(co)
-	T.ok(ok, 'coroutine: ' .. tostring(res))
-	T.eq(res, 'finished', 'ran to the end without yielding')
+	N.in_plain_coroutine(function() outside_loop_checks('coroutine') end)
 end)
 
 if T.mode == 'luajit' then
@@ -314,8 +271,4 @@ if T.mode == 'luajit' then
 	outside_loop_checks('main chunk')
 end
 
-T.eq(loop.stats().pending, 0, 'nothing left parked')
-collectgarbage()
-collectgarbage()
-T.eq(loop.stats().registrations, 0, 'no socket left registered with the reactor')
-T.finish()
+N.finish()

@@ -5,6 +5,8 @@ local loop = require'socketloop'
 local socket = require'socket'
 local ffi = require'ffi'
 local T = require'testlib'
+local N = require'testnet'
+local pair, await, ticker = N.pair, N.await, N.ticker
 
 ffi.cdef[[
 int dup(int fd);
@@ -13,40 +15,6 @@ int close(int fd);
 int open(const char *path, int flags);
 ]]
 local AF_INET, SOCK_STREAM = 2, 1
-
-local function pair()
-	local srv = assert(loop.tcp('127.0.0.1', 0))
-	assert(srv:listen())
-	local _, port = srv:getsockname()
-	local c = assert(loop.connect('127.0.0.1', port))
-	local s = assert(srv:accept())
-	srv:close()
-	c:settimeout(10)
-	s:settimeout(10)
-	return c, s
-end
-
-local function await(cond, what)
-	for _ = 1, 5000 do
-		if cond() then return true end
-		loop.sleep(0.001)
-	end
-	return T.ok(false, 'gave up waiting for ' .. what)
-end
-
--- A thread counting while it sleeps in 1 ms steps, until stop().
-local function ticker()
-	local t = {n = 0, on = true}
-	loop.newthread(function()
-		for _ = 1, 1e6 do
-			if not t.on then break end
-			t.n = t.n + 1
-			loop.sleep(0.001)
-		end
-	end)
-	function t.stop() t.on = false end
-	return t
-end
 
 -- An echo server of ours: each line comes back prefixed with 'echo: ' after `delay`.
 local function echo_server(delay)
@@ -313,8 +281,4 @@ T.run('setsocket to a LuaSocket object', function()
 	server:close()
 end)
 
-T.eq(loop.stats().pending, 0, 'nothing left parked')
-collectgarbage()
-collectgarbage()
-T.eq(loop.stats().registrations, 0, 'no socket left registered with the reactor')
-T.finish()
+N.finish()

@@ -5,12 +5,7 @@ local loop = require'socketloop'
 local tango = require'socketloop.tango'
 local T = require'testlib'
 
-local function same(a, b)
-	if type(a) ~= 'table' or type(b) ~= 'table' then return a == b end
-	for k, v in pairs(a) do if not same(v, b[k]) then return false end end
-	for k in pairs(b) do if a[k] == nil then return false end end
-	return true
-end
+local same = T.same
 
 local Counter = {}
 Counter.__index = Counter

@@ -1,50 +1,18 @@
 -- Interoperation with tango 0.2 peers: a client and a server that do exactly what tango
--- 0.2's socket backend does (its serializer, its framing, loadstring to read), talking
--- to our server and our client. The loadstring here is the emulated tango peer reading
--- what we send, as tango 0.2 does; socketloop.tango itself never loads what it receives.
+-- 0.2's socket backend does (its serializer, its framing, loadstring to read: tango02.lua),
+-- talking to our server and our client. That loadstring is the emulated tango peer
+-- reading what we send, as tango 0.2 does; socketloop.tango itself never loads what it
+-- receives.
 local loop = require'socketloop'
 local tango = require'socketloop.tango'
 local T = require'testlib'
+local tango02 = require'tango02'
 
-local function same(a, b)
-	if type(a) ~= 'table' or type(b) ~= 'table' then return a == b end
-	for k, v in pairs(a) do if not same(v, b[k]) then return false end end
-	for k in pairs(b) do if a[k] == nil then return false end end
-	return true
-end
+local same = T.same
 
--- tango/utils/serialization.lua of tango 0.2
-local function serialize02(tbl)
-	local function valtostr(v)
-		if type(v) == 'string' then
-			v = v:gsub('\n', '\\n')
-			if v:gsub("[^'\"]", ''):match('^"+$') then return "'" .. v .. "'" end
-			return '"' .. v:gsub('"', '\\"') .. '"'
-		end
-		return type(v) == 'table' and serialize02(v) or tostring(v)
-	end
-	local function keytostr(k)
-		if type(k) == 'string' and k:match('^[_%a][_%a%d]*$') then return k end
-		return '[' .. valtostr(k) .. ']'
-	end
-	local result, done = {}, {}
-	for k, v in ipairs(tbl) do result[#result + 1] = valtostr(v); done[k] = true end
-	for k, v in pairs(tbl) do
-		if not done[k] then result[#result + 1] = keytostr(k) .. '=' .. valtostr(v) end
-	end
-	return '{' .. table.concat(result, ',') .. '}'
-end
-local function unserialize02(s) return loadstring('return ' .. s)() end
-
--- tango/utils/socket_message.lua of tango 0.2
-local function send02(skt, message)
-	assert(skt:send(tostring(#message) .. '\n'))
-	assert(skt:send(message))
-end
-local function receive02(skt)
-	local len = assert(skt:receive('*l'))
-	return assert(skt:receive(assert(tonumber(len))))
-end
+-- tango 0.2's serializer, loadstring reader and framing
+local serialize02, unserialize02 = tango02.serialize, tango02.unserialize
+local send02, receive02 = tango02.send, tango02.receive
 
 T.run('a tango 0.2 client calls our server', function()
 	local state = {friends = {'Horst'}}

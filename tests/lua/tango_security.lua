@@ -4,14 +4,10 @@
 local loop = require'socketloop'
 local tango = require'socketloop.tango'
 local T = require'testlib'
+local N = require'testnet'
 
-local function wait_until(cond, what)
-	for _ = 1, 1000 do
-		if cond() then return true end
-		loop.sleep(0.005)
-	end
-	return T.ok(false, 'timed out waiting for ' .. what)
-end
+-- Waits (bounded) until cond() holds: up to 1000 steps of 5 ms.
+local function wait_until(cond, what) return N.await(cond, what, 1000, 0.005) end
 
 T.run('tango server facing hostile input', function()
 	local errors = {}
@@ -27,13 +23,8 @@ T.run('tango server facing hostile input', function()
 	-- nothing and close, reporting an error containing `want`
 	local function attack(name, bytes, want, close)
 		local n = #errors
-		local skt = assert(loop.connect('127.0.0.1', port))
-		skt:settimeout(5)
-		assert(skt:send(bytes))
-		if close then skt:shutdown('send') end
-		local data, err = skt:receive('*a')
+		local data, err = N.send_raw(port, bytes, close)
 		T.ok(data == nil and err == 'closed', name .. ': closed without an answer (' .. tostring(data or err) .. ')')
-		skt:close()
 		wait_until(function() return #errors > n end, name .. ': the report')
 		local got = errors[n + 1] or ''
 		T.ok(got:find(want, 1, true), name .. ': error "' .. got .. '" says "' .. want .. '"')

@@ -38,6 +38,22 @@ function T.raises(pattern, f, ...)
 	end
 end
 
+-- Deep equality of plain values: tables are the same when their keys hold the same
+-- values. With `nan`, NaN equals NaN; with `signed_zero`, 0 and -0 differ.
+function T.same(a, b, nan, signed_zero)
+	if nan and a ~= a and b ~= b then return true end
+	if type(a) ~= 'table' or type(b) ~= 'table' then
+		return a == b and (not signed_zero or a ~= 0 or 1 / a == 1 / b)
+	end
+	for k, v in pairs(a) do
+		if not T.same(v, b[k], nan, signed_zero) then return false end
+	end
+	for k in pairs(b) do
+		if a[k] == nil then return false end
+	end
+	return true
+end
+
 -- Errors in any loop thread fail the script.
 loop.onerror(function(err, trace)
 	fail('error in loop thread: ' .. trace, 2)

@@ -4,6 +4,7 @@
 local loop = require'socketloop'
 local T = require'testlib'
 local U = require'threads_util'
+local N = require'testnet'
 local wait_until = U.wait_until
 
 -- Collects what loop.onerror receives while f runs, then restores the previous handler.
@@ -53,9 +54,7 @@ T.run('a handler that raises ends its connection only', function()
 							break
 						end
 						local msg = ('client %d conn %d line %d'):format(c, k, i)
-						assert(s:send(msg .. '\n'))
-						local reply = s:receive('*l')
-						if T.eq(reply, msg:reverse(), 'reply') then replies = replies + 1 end
+						if N.exchange(s, msg, msg:reverse()) then replies = replies + 1 end
 					end
 					s:close()
 				end

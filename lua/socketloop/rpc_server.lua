@@ -1,0 +1,93 @@
+-- What the servers of socketloop.rpc and socketloop.tango share: checks of option
+-- values, the listening socket (refused by the policy before it listens), and the
+-- server object (server:close, server:getsockname).
+
+local loop = require'socketloop'
+local policy = require'socketloop.rpc_policy'
+local A = require'socketloop.asocket'
+
+local M = {}
+
+local function is_count(v) return type(v) == 'number' and v >= 1 and v % 1 == 0 end
+local function is_seconds(v) return type(v) == 'number' and v >= 0 end
+local function is_positive(v) return type(v) == 'number' and v > 0 end
+local function of_type(name)
+	return function(v) return type(v) == name end
+end
+
+-- Checks of option values: each is {check, what a value should be (for the error)}.
+M.option = {
+	count = {is_count, 'a positive integer'},
+	seconds = {is_seconds, 'a non-negative number'},
+	positive = {is_positive, 'a positive number'},
+	string = {of_type('string'), 'a string'},
+	table = {of_type('table'), 'a table'},
+	boolean = {of_type('boolean'), 'a boolean'},
+	['function'] = {of_type('function'), 'a function'},
+}
+
+-- Checks the options table `opts` against `allowed` (name -> {check, what}). Returns
+-- nil when all are fine, else why not for the first bad one, naming options as `noun`:
+-- "unknown option 'x'", "option 'x' must be a table".
+function M.check_options(opts, allowed, noun)
+	for k, v in pairs(opts) do
+		local check = allowed[k]
+		if not check then return ("unknown %s '%s'"):format(noun, tostring(k)) end
+		if not check[1](v) then return ("%s '%s' must be %s"):format(noun, k, check[2]) end
+	end
+end
+
+-- A listening socket on address:port, or nil, err. Before it listens, it is refused if
+-- it would expose _G on a non-loopback address without allow_public_globals: then
+-- raises `who: why` at `level` (1 is the caller of listen, as for error).
+function M.listen(who, address, port, expose, allow_public_globals, backlog, level)
+	local skt = loop.tcp()
+	skt:setoption('reuseaddr', true)
+	local ok, err = skt:bind(address, port)
+	if ok then
+		local allowed, why = policy.may_expose(expose, allow_public_globals,
+			(skt:getsockname()), 'on address')
+		if not allowed then
+			skt:close()
+			error(who .. ': ' .. why, level + 1)
+		end
+		ok, err = skt:listen(backlog)
+	end
+	if not ok then
+		skt:close()
+		return nil, err
+	end
+	return skt
+end
+
+local Server = {}
+Server.__index = Server
+
+-- Closes the listening socket and every connection it accepted.
+function Server:close()
+	self.listener:close()
+	local open = {}
+	for c in pairs(self.open) do open[#open + 1] = c end
+	for _, c in ipairs(open) do c:close() end
+	return 1
+end
+
+function Server:getsockname()
+	return self.listener:getsockname()
+end
+
+-- Makes `server` (a table of what serve needs) a server on `listener` and accepts in a
+-- loop thread, calling serve(server, skt) in a new loop thread for each connection.
+-- serve keeps what it must close with the server (anything with a close method) in the
+-- set server.open while it runs. Returns the server.
+function M.start(server, listener, serve)
+	server.listener = listener
+	server.open = {}
+	setmetatable(server, Server)
+	loop.newthread(A.accept_loop, listener, function(skt)
+		loop.newthread(serve, server, skt)
+	end)
+	return server
+end
+
+return M

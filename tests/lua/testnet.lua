@@ -1,0 +1,135 @@
+-- Helpers shared by the test scripts that use sockets (a module, not a test script):
+-- connected pairs, bounded waits, threads whose results can be polled, a ticking thread,
+-- line servers and clients, raw sends to a server, plain (non-loop) coroutines, and the
+-- end-of-script checks of the socket scripts.
+local loop = require'socketloop'
+local T = require'testlib'
+
+local N = {}
+
+-- A connected pair on loopback: client, accepted server side, and the port it was
+-- accepted on. Both have a timeout of 10 s, so a failing check cannot hang the script.
+-- With `small`, fixed small buffers (no autotuning): a big send has to wait for the
+-- reader.
+function N.pair(small)
+	local srv = assert(loop.tcp('127.0.0.1', 0))
+	assert(srv:listen())
+	local _, port = srv:getsockname()
+	local c = assert(loop.connect('127.0.0.1', port))
+	local s = assert(srv:accept())
+	srv:close()
+	c:settimeout(10)
+	s:settimeout(10)
+	if small then
+		c:setoption('send-buffer-size', 65536)
+		s:setoption('recv-buffer-size', 65536)
+	end
+	return c, s, port
+end
+
+-- Waits (bounded) until cond() holds, letting the other threads run: at most `tries`
+-- sleeps (default 5000) of `step` seconds (default 0.001). Returns true, or fails a
+-- check and returns false.
+function N.await(cond, what, tries, step)
+	step = step or 0.001
+	for _ = 1, tries or 5000 do
+		if cond() then return true end
+		loop.sleep(step)
+	end
+	return T.ok(false, 'gave up waiting for ' .. what)
+end
+
+-- Runs f in a new loop thread; returns a function giving f's results (a table) once it
+-- returned (nil before).
+function N.spawn(f, ...)
+	local res
+	loop.newthread(function(...) res = {f(...)} end, ...)
+	return function() return res end
+end
+
+-- A thread counting while it sleeps in 1 ms steps, until stop().
+function N.ticker()
+	local t = {n = 0, on = true}
+	loop.newthread(function()
+		for _ = 1, 1e6 do
+			if not t.on then break end
+			t.n = t.n + 1
+			loop.sleep(0.001)
+		end
+	end)
+	function t.stop() t.on = false end
+	return t
+end
+
+-- Serves one connection: answers each line with answer(line) until the peer closes,
+-- then closes it.
+function N.answer_lines(skt, answer)
+	while true do
+		local line = skt:receive('*l')
+		if not line then break end
+		assert(skt:send(answer(line) .. '\n'))
+	end
+	skt:close()
+end
+
+-- Sends `msg` as a line on `s` and checks the reply line is `want`; returns whether it
+-- was.
+function N.exchange(s, msg, want)
+	assert(s:send(msg .. '\n'))
+	local reply = s:receive('*l')
+	return T.eq(reply, want, 'reply')
+end
+
+-- A client of a server answering lines reversed: makes `conns` connections to `port` on
+-- loopback with connect, sends `lines` lines on each and checks every reply. Returns how
+-- many replies were right.
+function N.reverse_client(connect, port, id, conns, lines)
+	local right = 0
+	for k = 1, conns do
+		local s = assert(connect('127.0.0.1', port))
+		for i = 1, lines do
+			local msg = ('client %d conn %d line %d'):format(id, k, i)
+			if N.exchange(s, msg, msg:reverse()) then right = right + 1 end
+		end
+		s:close()
+	end
+	return right
+end
+
+-- Connects to `port` on loopback, sends `bytes` (then closes its side if `close`) and
+-- reads until the peer closes (at most 5 s between reads); closes and returns what
+-- receive('*a') returned.
+function N.send_raw(port, bytes, close)
+	local skt = assert(loop.connect('127.0.0.1', port))
+	skt:settimeout(5)
+	assert(skt:send(bytes))
+	if close then skt:shutdown('send') end
+	local data, err = skt:receive('*a')
+	skt:close()
+	return data, err
+end
+
+-- Runs f() in a plain coroutine, which is not a loop thread, and checks it ran to the
+-- end without yielding.
+function N.in_plain_coroutine(f)
+	local co = coroutine.create(function()
+		f()
+		return 'finished'
+	end)
+	local ok, res = coroutine.resume(co)
+	T.ok(ok, 'coroutine: ' .. tostring(res))
+	T.eq(res, 'finished', 'ran to the end without yielding')
+end
+
+-- Call at the end of a socket script instead of T.finish(): checks no thread is left
+-- parked and, after a full collection, no socket is left registered with the reactor,
+-- then finishes as T.finish() does.
+function N.finish()
+	T.eq(loop.stats().pending, 0, 'nothing left parked')
+	collectgarbage()
+	collectgarbage()
+	T.eq(loop.stats().registrations, 0, 'no socket left registered with the reactor')
+	T.finish()
+end
+
+return N
