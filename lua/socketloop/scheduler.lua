@@ -243,7 +243,7 @@ local function run_idle_due()
 end
 
 -- True while some thread waits on a socket, a timer or a deferred wake.
-function S.pending()
+function S.waiting()
 	return npending > 0 or ndeferred > 0 or nidle > 0
 end
 
@@ -258,7 +258,7 @@ function S.step(timeout)
 		if ndeferred > 0 then return true end
 		if nidle > 0 then
 			run_idle()
-			return S.pending()
+			return S.waiting()
 		end
 		return false
 	end
@@ -282,7 +282,7 @@ function S.step(timeout)
 	if first then
 		run_idle_due()
 	end
-	return S.pending()
+	return S.waiting()
 end
 
 function S.start(timeout)
