@@ -217,8 +217,12 @@ function Parser:literal_number()
 		if text then
 			local after = pos + #text
 			if find(s, '^[%w_%.]', after) then break end
+			-- LuaJIT reads no number from some such texts (an exponent of 10 digits or
+			-- more, as in 1e9254740992), and neither does its loadstring.
+			local x = tonumber(text)
+			if not x then break end
 			self.pos = after
-			return tonumber(text)
+			return x
 		end
 	end
 	self:fail('malformed number')

@@ -1,0 +1,72 @@
+//! What the Lua-using targets share: the static LuaJIT link, one Lua state per process,
+//! and deep equality of Lua values as Lua code sees them.
+#![allow(dead_code)] // not every target uses every helper
+
+use mlua::{Lua, Value};
+
+// The main crate builds LuaJIT (build.rs) and adds its directory to the link search
+// path; mlua's "module" feature links no Lua, so the targets link it here.
+#[link(name = "luajit", kind = "static", modifiers = "-bundle")]
+extern "C" {}
+
+thread_local! {
+    static LUA: Lua = Lua::new();
+    static RUNS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Runs `f` with the process's Lua state, collecting garbage now and then so that
+/// memory stays flat over millions of inputs.
+pub fn with_lua<R>(f: impl FnOnce(&Lua) -> R) -> R {
+    LUA.with(|lua| {
+        let r = f(lua);
+        RUNS.with(|n| {
+            n.set(n.get() + 1);
+            if n.get() % 1024 == 0 {
+                lua.gc_collect().expect("gc");
+            }
+        });
+        r
+    })
+}
+
+/// A number as Lua holds it (LuaJIT has doubles only), NaNs made one.
+fn num(v: &Value) -> Option<u64> {
+    let x = match v {
+        Value::Integer(i) => *i as f64,
+        Value::Number(n) => *n,
+        _ => return None,
+    };
+    Some(if x.is_nan() {
+        f64::NAN.to_bits()
+    } else {
+        x.to_bits()
+    })
+}
+
+/// Deep equality: numbers by value (sign of zero included, NaN equal to NaN), strings
+/// by bytes, tables by contents (a table key matches an equal table key of the other).
+pub fn same(a: &Value, b: &Value) -> bool {
+    if let (Some(x), Some(y)) = (num(a), num(b)) {
+        return x == y;
+    }
+    match (a, b) {
+        (Value::Nil, Value::Nil) => true,
+        (Value::Boolean(x), Value::Boolean(y)) => x == y,
+        (Value::String(x), Value::String(y)) => x.as_bytes() == y.as_bytes(),
+        (Value::Table(x), Value::Table(y)) => {
+            let pa: Vec<(Value, Value)> = x.pairs().map(|p| p.expect("pair")).collect();
+            let pb: Vec<(Value, Value)> = y.pairs().map(|p| p.expect("pair")).collect();
+            pa.len() == pb.len()
+                && pa.iter().all(|(k, v)| match k {
+                    Value::Table(_) => pb.iter().any(|(k2, v2)| same(k, k2) && same(v, v2)),
+                    _ => same(v, &y.raw_get::<Value>(k.clone()).expect("raw_get")),
+                })
+        }
+        _ => false,
+    }
+}
+
+/// `same` over two lists.
+pub fn same_list(a: &[Value], b: &[Value]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y))
+}
