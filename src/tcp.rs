@@ -778,7 +778,6 @@ impl UserData for TcpSocket {
         methods.add_method_mut("setfd", |lua, s, fd: Value| s.setfd(lua, fd));
         methods.add_method("dirty", |_, s, ()| Ok(!s.rbuf.is_empty()));
         methods.add_method("token", |_, s, ()| Ok(s.token()));
-        methods.add_method("kind", |_, s, ()| Ok(s.kind()));
         methods.add_method_mut("drain", |lua, s, (prefix, pattern): (Value, Value)| {
             let prefix = optional_string(lua, prefix)?.unwrap_or_default();
             s.take_partial(lua, parse_pattern(&pattern), &prefix)

@@ -323,10 +323,6 @@ function S.halt()
 	stopping, halting = true, true
 end
 
-function S.stopped()
-	return stopping
-end
-
 function S.stats()
 	local registrations, timers = core.stats()
 	return {
