@@ -14,7 +14,7 @@ for i = 1, n do
 	local slot = (i * 7919) % n
 	local due = start + spread * slot / n
 	loop.newthread(function()
-		loop.sleep(due - loop.now())
+		loop.sleep_until(due)
 		lateness[#lateness + 1] = loop.now() - due
 		order[#order + 1] = slot
 	end)

@@ -17,6 +17,7 @@ loop.start = S.start
 loop.stop = S.stop
 loop.step = S.step
 loop.sleep = S.sleep
+loop.sleep_until = S.sleep_until
 loop.now = core.now
 loop.wrap = A.wrap
 loop.stats = S.stats

@@ -56,6 +56,17 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
 
     let r = reactor.clone();
     core.set(
+        "settimer_at",
+        lua.create_function(move |_, (key, at): (i64, f64)| {
+            let mut reactor = r.borrow_mut();
+            let at = reactor.clock().at(at);
+            reactor.set_deadline(key, at);
+            Ok(())
+        })?,
+    )?;
+
+    let r = reactor.clone();
+    core.set(
         "now",
         lua.create_function(move |_, ()| Ok(r.borrow().clock().now() as f64 / 1e9))?,
     )?;

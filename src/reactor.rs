@@ -178,6 +178,11 @@ impl Reactor {
     /// that always fires; a socket key fires only if its wait is still on by then.
     pub fn set_timer(&mut self, key: i64, seconds: f64) {
         let at = self.clock.deadline_in(seconds);
+        self.set_deadline(key, at);
+    }
+
+    /// Like [`Reactor::set_timer`], with an absolute deadline on the loop clock.
+    pub fn set_deadline(&mut self, key: i64, at: Nanos) {
         if key < 0 {
             self.timers.push(at, key);
             return;

@@ -31,6 +31,15 @@ impl Clock {
         self.epoch.elapsed().as_nanos() as Nanos
     }
 
+    /// The time `seconds` on this clock (as `loop.now()` reports it), saturating.
+    pub fn at(&self, seconds: f64) -> Nanos {
+        if seconds > 0.0 {
+            (seconds * 1e9).min(u64::MAX as f64 / 2.0) as Nanos
+        } else {
+            0
+        }
+    }
+
     /// The deadline `seconds` from now; negative or NaN counts as now, huge values saturate.
     pub fn deadline_in(&self, seconds: f64) -> Nanos {
         let delta = if seconds > 0.0 {

@@ -5,6 +5,7 @@
 -- which is always `run` below:
 --   yield(WAIT, key, timeout)    park on a socket wait key (see src/reactor.rs)
 --   yield(SLEEP, seconds)        park on a plain timer
+--   yield(SLEEP_UNTIL, time)     the same, until loop.now() reaches `time`
 --   yield(IDLE, timeout)         park until the loop has nothing else to do, until
 --                                loop.stop(), or until `timeout` seconds have passed
 --   yield(TRANSFER, thread, ...) hand control to another thread (socketloop.coro)
@@ -17,7 +18,7 @@ local core = require'socketloop.core'
 
 local create, resume, yield = coroutine.create, coroutine.resume, coroutine.yield
 local traceback = debug.traceback
-local poll, settimer, now = core.poll, core.settimer, core.now
+local poll, settimer, settimer_at, now = core.poll, core.settimer, core.settimer_at, core.now
 
 local S = {}
 
@@ -29,7 +30,7 @@ local function running()
 end
 S.running = running
 
-local WAIT, SLEEP, IDLE, TRANSFER = {}, {}, {}, {}
+local WAIT, SLEEP, SLEEP_UNTIL, IDLE, TRANSFER = {}, {}, {}, {}, {}
 S.TRANSFER = TRANSFER
 -- Stands for the main (non-coroutine) thread as a transfer target.
 S.MAIN = setmetatable({}, {__tostring = function() return 'main thread' end})
@@ -92,11 +93,15 @@ function after(co, ok, req, a, b, ...)
 	elseif req == TRANSFER then
 		if a == S.MAIN then return b, ... end
 		return run(a, b, ...)
-	elseif req == SLEEP then
+	elseif req == SLEEP or req == SLEEP_UNTIL then
 		sleepkey = sleepkey - 1
 		parked[sleepkey] = co
 		npending = npending + 1
-		settimer(sleepkey, a)
+		if req == SLEEP then
+			settimer(sleepkey, a)
+		else
+			settimer_at(sleepkey, a)
+		end
 	elseif req == IDLE then
 		nidle = nidle + 1
 		idle[nidle] = co
@@ -155,6 +160,19 @@ function S.sleep(seconds)
 		yield(SLEEP, seconds)
 	else
 		core.waitfd(nil, false, math.max(seconds, 0))
+	end
+end
+
+-- Parks the running loop thread until loop.now() reaches `time` (outside a loop thread:
+-- sleeps until then). An absolute deadline does not drift by the time spent computing it.
+function S.sleep_until(time)
+	if type(time) ~= 'number' then
+		error("bad argument #1 to 'sleep_until' (number expected, got " .. type(time) .. ')', 2)
+	end
+	if S.inloop() then
+		yield(SLEEP_UNTIL, time)
+	else
+		core.waitfd(nil, false, math.max(time - now(), 0))
 	end
 end
 
