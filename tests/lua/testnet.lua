@@ -121,6 +121,58 @@ function N.in_plain_coroutine(f)
 	T.eq(res, 'finished', 'ran to the end without yielding')
 end
 
+-- This process's id.
+function N.pid()
+	local f = assert(io.open('/proc/self/stat'))
+	local pid = f:read('*l'):match('^(%d+)')
+	f:close()
+	return pid
+end
+
+-- The resident set size of this process (or of process `pid`), in KiB (VmRSS).
+function N.rss_kib(pid)
+	local f = assert(io.open('/proc/' .. (pid or 'self') .. '/status'))
+	local kib = tonumber(f:read('*a'):match('VmRSS:%s*(%d+)'))
+	f:close()
+	return kib
+end
+
+-- How many descriptors this process (or process `pid`) has open, optionally only those
+-- below `below`, from /proc/<pid>/fd. The listing goes through a file, not a pipe: with
+-- io.popen, ls could see the pipe's write end before this process closed it.
+function N.fd_count(pid, below)
+	pid = pid or N.pid()
+	local tmp = os.tmpname()
+	os.execute('ls /proc/' .. pid .. '/fd > ' .. tmp .. ' 2>/dev/null')
+	local f = assert(io.open(tmp))
+	local n = 0
+	for fd in f:lines() do
+		fd = tonumber(fd)
+		if fd and fd < (below or math.huge) then n = n + 1 end
+	end
+	f:close()
+	os.remove(tmp)
+	return n
+end
+
+-- Starts tests/lua/line_server.lua in its own process (under the same interpreter as
+-- this script), with `ulimit -n limit` first when `limit` is given. Returns its pid, its
+-- port, and a function that waits for it to exit and returns whether it exited 0 and
+-- what else it printed.
+function N.server_process(limit)
+	local interp = T.mode == 'luajit' and 'luajit' or assert(os.getenv('SOCKETLOOP_BIN'))
+	local cmd = ("exec '%s' tests/lua/line_server.lua"):format((interp:gsub("'", "'\\''")))
+	if limit then cmd = ('ulimit -n %d && '):format(limit) .. cmd end
+	local p = assert(io.popen(cmd, 'r'))
+	local pid, port = assert(p:read('*l'), 'the server did not start'):match('^(%d+) (%d+)$')
+	local function wait()
+		local rest = p:read('*a')
+		local ok = p:close()
+		return ok == true or ok == 0, rest
+	end
+	return pid, tonumber(port), wait
+end
+
 -- Call at the end of a socket script instead of T.finish(): checks no thread is left
 -- parked and, after a full collection, no socket is left registered with the reactor,
 -- then finishes as T.finish() does.
