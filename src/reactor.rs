@@ -70,6 +70,8 @@ pub struct Reactor {
     sources: Slab<Source>,
     retired: Vec<usize>,
     timers: TimerHeap,
+    /// Heap entries that are some wait's current timeout (the rest are stale).
+    live_timers: usize,
     clock: Clock,
     signals: Option<crate::signals::SignalPipe>,
 }
@@ -83,6 +85,7 @@ impl Reactor {
             sources: Slab::new(),
             retired: Vec::new(),
             timers: TimerHeap::default(),
+            live_timers: 0,
             clock: Clock::new(),
             signals: None,
         })
@@ -137,6 +140,11 @@ impl Reactor {
             if !source.retired {
                 source.retired = true;
                 self.retired.push(token);
+                for slot in &mut source.slots {
+                    if slot.armed.take().is_some() {
+                        self.live_timers -= 1;
+                    }
+                }
             }
         }
     }
@@ -185,17 +193,20 @@ impl Reactor {
     pub fn set_deadline(&mut self, key: i64, at: Nanos) {
         if key < 0 {
             self.timers.push(at, key);
+            self.live_timers += 1;
             return;
         }
         let (token, dir) = split_key(key);
-        let Some(source) = self.sources.get_mut(token) else {
+        let Some(source) = self.sources.get_mut(token).filter(|s| !s.retired) else {
             return;
         };
         let slot = &mut source.slots[dir];
         slot.deadline = Some(at);
         if slot.armed.is_none_or(|armed| at < armed) {
             self.timers.push(at, key);
-            slot.armed = Some(at);
+            if slot.armed.replace(at).is_none() {
+                self.live_timers += 1;
+            }
         }
     }
 
@@ -208,6 +219,7 @@ impl Reactor {
         for token in self.retired.drain(..) {
             self.sources.remove(token);
         }
+        self.drop_stale_timers();
         let timeout = self.cap_by_timers(timeout);
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
@@ -244,6 +256,27 @@ impl Reactor {
         Ok(())
     }
 
+    /// Rebuilds the heap once stale entries outnumber live ones. A wait that ends before
+    /// its timeout leaves its entry behind (there is no cheap removal from a binary heap);
+    /// a connection that lives on reuses it, but one that closes would leave it until its
+    /// deadline, so many short connections with long timeouts would grow the heap with
+    /// their rate times the timeout. Amortized O(1) per entry.
+    fn drop_stale_timers(&mut self) {
+        if self.timers.len() <= 2 * self.live_timers + 64 {
+            return;
+        }
+        let sources = &self.sources;
+        self.timers.retain(|at, key| {
+            if key < 0 {
+                return true;
+            }
+            let (token, dir) = split_key(key);
+            sources
+                .get(token)
+                .is_some_and(|s| !s.retired && s.slots[dir].armed == Some(at))
+        });
+    }
+
     /// Shortens `timeout` to the next timer deadline.
     fn cap_by_timers(&self, timeout: Option<Duration>) -> Option<Duration> {
         let Some(at) = self.timers.next_deadline() else {
@@ -258,6 +291,7 @@ impl Reactor {
     fn expire(&mut self, now: Nanos, expired: &mut Vec<i64>) {
         while let Some((at, key)) = self.timers.pop_due(now) {
             if key < 0 {
+                self.live_timers -= 1;
                 expired.push(key);
                 continue;
             }
@@ -270,6 +304,7 @@ impl Reactor {
                 continue;
             }
             slot.armed = None;
+            self.live_timers -= 1;
             match slot.deadline {
                 Some(deadline) if deadline <= now => {
                     slot.deadline = None;
@@ -278,6 +313,7 @@ impl Reactor {
                 Some(deadline) => {
                     self.timers.push(deadline, key);
                     slot.armed = Some(deadline);
+                    self.live_timers += 1;
                 }
                 None => {}
             }
@@ -362,6 +398,28 @@ mod tests {
             seen = poll_now(&mut r).expired.len();
         }
         assert_eq!(r.timer_count(), 0);
+    }
+
+    #[test]
+    fn closed_sockets_do_not_leave_their_timers_behind() {
+        let mut r = Reactor::new().unwrap();
+        for _ in 0..1000 {
+            let token = r.add_source();
+            r.set_timer(join_key(token, READ), 60.0);
+            r.remove_source(token);
+            poll_now_quick(&mut r);
+        }
+        assert!(
+            r.timer_count() <= 64 + 2,
+            "{} entries left",
+            r.timer_count()
+        );
+        assert_eq!(r.live_timers, 0);
+    }
+
+    fn poll_now_quick(r: &mut Reactor) {
+        let mut out = PollResult::default();
+        r.poll(Some(Duration::ZERO), &mut out).unwrap();
     }
 
     #[test]

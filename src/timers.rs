@@ -3,7 +3,9 @@
 //! Entries are never removed early: a wait that ends before its deadline leaves its entry
 //! in the heap, and the reactor checks it against the wait's current deadline when it
 //! comes due (see `Reactor::expire`). Each wait slot keeps at most one live entry, so the
-//! heap stays proportional to the number of timed waits, not to the number of operations.
+//! heap stays proportional to the number of timed waits, not to the number of operations;
+//! the reactor rebuilds it without the entries of closed sockets once those outnumber the
+//! live ones.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -79,6 +81,15 @@ impl TimerHeap {
         match self.heap.peek() {
             Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse(e)| e),
             _ => None,
+        }
+    }
+
+    /// Keeps only the entries for which `keep(deadline, key)` holds, and gives back
+    /// memory the heap no longer needs. Cost: O(n).
+    pub fn retain(&mut self, mut keep: impl FnMut(Nanos, i64) -> bool) {
+        self.heap.retain(|Reverse((at, key))| keep(*at, *key));
+        if self.heap.capacity() > 4 * self.heap.len() + 64 {
+            self.heap.shrink_to_fit();
         }
     }
 
