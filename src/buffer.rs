@@ -26,6 +26,20 @@ impl Pattern {
     }
 }
 
+/// What the buffered bytes answer to a receive, before any more is read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// A complete match: its length in the buffer and the length to consume.
+    Match(usize, usize),
+    /// The match is (or would be) longer than the limit: fail with the first
+    /// [`RecvBuffer::limit_cut`] bytes as the partial result.
+    OverLimit,
+    /// The peer closed before the pattern completed (or `'*a'` found nothing).
+    Closed,
+    /// Read more.
+    NeedMore,
+}
+
 /// Bytes received but not yet handed to Lua.
 #[derive(Debug, Default)]
 pub struct RecvBuffer {
@@ -75,6 +89,49 @@ impl RecvBuffer {
             self.clear();
         }
         self.data.extend_from_slice(bytes);
+    }
+
+    /// The receive algorithm's decision on what is buffered (`eof`: the peer closed).
+    /// The same for every way the stream was split into reads.
+    pub fn verdict(&mut self, pattern: Pattern, eof: bool) -> Verdict {
+        if let Some((len, used)) = self.find(pattern, eof) {
+            if self.exceeds_limit(len) {
+                return Verdict::OverLimit;
+            }
+            if pattern == Pattern::All && len == 0 {
+                return Verdict::Closed;
+            }
+            return Verdict::Match(len, used);
+        }
+        if eof {
+            return Verdict::Closed;
+        }
+        if self.exceeds_limit(self.len()) {
+            return Verdict::OverLimit;
+        }
+        Verdict::NeedMore
+    }
+
+    /// Takes a fresh read: when nothing was buffered and the read holds a complete match
+    /// within the limit, returns it (the match and the rest's start) without copying it
+    /// into the buffer, keeping only the rest; otherwise buffers all of it.
+    pub fn take_read<'a>(&mut self, fresh: &'a [u8], pattern: Pattern) -> Option<&'a [u8]> {
+        if self.is_empty() {
+            let mut scanned = 0;
+            if let Some((len, used)) = find_in(fresh, pattern, false, &mut scanned) {
+                if !self.exceeds_limit(len) {
+                    self.push(&fresh[used..]);
+                    return Some(&fresh[..len]);
+                }
+            }
+        }
+        self.push(fresh);
+        None
+    }
+
+    /// How many bytes an [`Verdict::OverLimit`] failure hands out (and consumes).
+    pub fn limit_cut(&self) -> usize {
+        self.limit.min(self.len())
     }
 
     /// Finds a complete match for `pattern` in the buffered bytes. `eof` says the peer
@@ -210,6 +267,23 @@ mod tests {
         b.push(&[b'x'; 10000]);
         b.consume(10000);
         assert_eq!(b.data.capacity(), 0);
+    }
+
+    #[test]
+    fn verdicts_and_fresh_reads() {
+        let mut b = RecvBuffer::default();
+        assert_eq!(b.take_read(b"ab\ncd", Pattern::Line), Some(&b"ab"[..]));
+        assert_eq!(b.bytes(), b"cd");
+        assert_eq!(b.verdict(Pattern::Line, false), Verdict::NeedMore);
+        assert_eq!(b.verdict(Pattern::Line, true), Verdict::Closed);
+        assert_eq!(b.take_read(b"e\n", Pattern::Line), None);
+        assert_eq!(b.verdict(Pattern::Line, false), Verdict::Match(3, 4));
+        b.consume(4);
+        assert_eq!(b.verdict(Pattern::All, true), Verdict::Closed);
+        b.set_limit(2);
+        assert_eq!(b.take_read(b"xyz\n", Pattern::Line), None);
+        assert_eq!(b.verdict(Pattern::Line, false), Verdict::OverLimit);
+        assert_eq!(b.limit_cut(), 2);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! A receive reads into a shared 64 KiB scratch area, so a socket holds no buffer memory
 //! unless a pattern is left incomplete.
 
-use crate::buffer::{self, Pattern, RecvBuffer};
+use crate::buffer::{self, Pattern, RecvBuffer, Verdict};
 use crate::errors::{fail, message, misuse, ok, Reply};
 use crate::reactor::SharedReactor;
 use crate::resolve::{resolve, Family};
@@ -201,22 +201,17 @@ impl TcpSocket {
             return misuse(lua, "receive", 0, "socket is not connected");
         }
         loop {
-            if let Some((len, used)) = self.rbuf.find(pattern, self.eof) {
-                if self.rbuf.exceeds_limit(len) {
-                    return self.limit_exceeded(lua, pattern, &prefix);
+            match self.rbuf.verdict(pattern, self.eof) {
+                Verdict::Match(len, used) => {
+                    let value = joined(lua, &prefix, &self.rbuf.bytes()[..len], pattern)?;
+                    self.rbuf.consume(used);
+                    return ok(lua, value);
                 }
-                if pattern == Pattern::All && len == 0 {
+                Verdict::OverLimit => return self.limit_exceeded(lua, pattern, &prefix),
+                Verdict::Closed => {
                     return self.fail_with_partial(lua, "closed", pattern, &prefix);
                 }
-                let value = joined(lua, &prefix, &self.rbuf.bytes()[..len], pattern)?;
-                self.rbuf.consume(used);
-                return ok(lua, value);
-            }
-            if self.eof {
-                return self.fail_with_partial(lua, "closed", pattern, &prefix);
-            }
-            if self.rbuf.exceeds_limit(self.rbuf.len()) {
-                return self.limit_exceeded(lua, pattern, &prefix);
+                Verdict::NeedMore => {}
             }
             let fd = match (&self.state, self.sock.as_ref()) {
                 (State::Connected, Some(sock)) => sock.as_raw_fd(),
@@ -263,21 +258,12 @@ impl TcpSocket {
             }
         };
         self.received += n as u64;
-        let fresh = &scratch[..n];
-        if self.rbuf.is_empty() {
-            let mut scanned = 0;
-            if let Some((len, used)) = buffer::find_in(fresh, pattern, false, &mut scanned) {
-                if !self.rbuf.exceeds_limit(len) {
-                    let value = joined(lua, prefix, &fresh[..len], pattern)?;
-                    self.rbuf.push(&fresh[used..]);
-                    return ok(lua, value).map(Some);
-                }
-            }
-        }
         // Everything read is kept (the limit is checked by the caller on what is
         // buffered): a receive never drops bytes it took from the kernel.
-        self.rbuf.push(fresh);
-        Ok(None)
+        match self.rbuf.take_read(&scratch[..n], pattern) {
+            Some(matched) => ok(lua, joined(lua, prefix, matched, pattern)?).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The receive limit was passed: the first `limit` buffered bytes are the partial
@@ -289,7 +275,7 @@ impl TcpSocket {
         pattern: Pattern,
         prefix: &[u8],
     ) -> mlua::Result<Reply> {
-        let take = self.rbuf.limit().min(self.rbuf.len());
+        let take = self.rbuf.limit_cut();
         let mut all = Vec::with_capacity(prefix.len() + take);
         all.extend_from_slice(prefix);
         buffer::append_match(&mut all, &self.rbuf.bytes()[..take], pattern);

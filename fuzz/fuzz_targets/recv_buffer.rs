@@ -1,6 +1,6 @@
 //! Fuzzes the receive buffer and patterns (src/buffer.rs) under the receive algorithm
-//! of src/tcp.rs (`TcpSocket::receive` and `receive_step`, mirrored below without the
-//! socket): bytes arrive in reads the input splits, a receive-limit may be set, and a
+//! of src/tcp.rs (its decisions are `RecvBuffer::verdict` and `take_read`; the loop
+//! below feeds them reads instead of a socket): bytes arrive in reads the input splits, a receive-limit may be set, and a
 //! series of receives ('*l', '*a', counts) runs over them.
 //!
 //! Checks: every answer equals that of a plain model computed on the whole stream (so
@@ -11,7 +11,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use socketloop::buffer::{append_match, find_in, Pattern, RecvBuffer};
+use socketloop::buffer::{append_match, Pattern, RecvBuffer, Verdict};
 
 #[derive(Debug, PartialEq, Eq)]
 enum Answer {
@@ -45,55 +45,34 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// `TcpSocket::receive` with an empty prefix.
+    /// `TcpSocket::receive` with an empty prefix: the same decisions (`verdict`,
+    /// `take_read`, `limit_cut` in src/buffer.rs), with reads from `reads`.
     fn receive(&mut self, pattern: Pattern) -> Answer {
         loop {
-            if let Some((len, used)) = self.rbuf.find(pattern, self.eof) {
-                if self.rbuf.exceeds_limit(len) {
-                    return self.limit_exceeded(pattern);
+            match self.rbuf.verdict(pattern, self.eof) {
+                Verdict::Match(len, used) => {
+                    let mut value = Vec::new();
+                    append_match(&mut value, &self.rbuf.bytes()[..len], pattern);
+                    self.rbuf.consume(used);
+                    return Answer::Data(value);
                 }
-                if pattern == Pattern::All && len == 0 {
-                    return self.fail_with_partial("closed", pattern);
-                }
+                Verdict::OverLimit => return self.limit_exceeded(pattern),
+                Verdict::Closed => return self.fail_with_partial("closed", pattern),
+                Verdict::NeedMore => {}
+            }
+            let Some(&fresh) = self.reads.get(self.next) else {
+                self.eof = true;
+                continue;
+            };
+            self.next += 1;
+            let matched = self.rbuf.take_read(fresh, pattern);
+            self.note();
+            if let Some(matched) = matched {
                 let mut value = Vec::new();
-                append_match(&mut value, &self.rbuf.bytes()[..len], pattern);
-                self.rbuf.consume(used);
+                append_match(&mut value, matched, pattern);
                 return Answer::Data(value);
             }
-            if self.eof {
-                return self.fail_with_partial("closed", pattern);
-            }
-            if self.rbuf.exceeds_limit(self.rbuf.len()) {
-                return self.limit_exceeded(pattern);
-            }
-            if let Some(answer) = self.receive_step(pattern) {
-                return answer;
-            }
         }
-    }
-
-    /// `TcpSocket::receive_step`: one read.
-    fn receive_step(&mut self, pattern: Pattern) -> Option<Answer> {
-        let Some(&fresh) = self.reads.get(self.next) else {
-            self.eof = true;
-            return None;
-        };
-        self.next += 1;
-        if self.rbuf.is_empty() {
-            let mut scanned = 0;
-            if let Some((len, used)) = find_in(fresh, pattern, false, &mut scanned) {
-                if !self.rbuf.exceeds_limit(len) {
-                    let mut value = Vec::new();
-                    append_match(&mut value, &fresh[..len], pattern);
-                    self.rbuf.push(&fresh[used..]);
-                    self.note();
-                    return Some(Answer::Data(value));
-                }
-            }
-        }
-        self.rbuf.push(fresh);
-        self.note();
-        None
     }
 
     fn note(&mut self) {
@@ -101,7 +80,7 @@ impl<'a> Sim<'a> {
     }
 
     fn limit_exceeded(&mut self, pattern: Pattern) -> Answer {
-        let take = self.rbuf.limit().min(self.rbuf.len());
+        let take = self.rbuf.limit_cut();
         let mut partial = Vec::new();
         append_match(&mut partial, &self.rbuf.bytes()[..take], pattern);
         self.rbuf.consume(take);
