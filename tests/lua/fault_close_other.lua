@@ -9,33 +9,7 @@ local N = require'testnet'
 local await = N.await
 
 T.run('a supervisor closes sockets under a server', function()
-	local handlers = {}
-	local srv = assert(loop.newserver('127.0.0.1', 0, function(skt)
-		local h = {skt = skt, wakes = 0}
-		handlers[#handlers + 1] = h
-		skt:settimeout(10)
-		skt:setoption('send-buffer-size', 65536)
-		while true do
-			local line, err, partial = skt:receive('*l')
-			h.wakes = h.wakes + 1
-			if not line then
-				h.outcome = {'receive', err, partial}
-				break
-			end
-			if line == 'flood' then
-				local last, serr, idx = skt:send(('f'):rep(16 * 1024 * 1024))
-				h.wakes = h.wakes + 1
-				if not last then
-					h.outcome = {'send', serr, idx}
-					break
-				end
-			else
-				assert(skt:send(line:reverse() .. '\n'))
-			end
-		end
-		skt:close()
-	end))
-	local _, port = srv:getsockname()
+	local srv, port, handlers = N.recording_server('flood', ('f'):rep(16 * 1024 * 1024))
 	-- a reader parked with half a line buffered
 	local a = assert(loop.connect('127.0.0.1', port))
 	a:settimeout(10)

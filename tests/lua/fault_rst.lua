@@ -13,38 +13,6 @@ local function reset(skt)
 	skt:close()
 end
 
--- A server whose handler answers lines reversed; 'big' is answered with `big` bytes of
--- 'z' (sent with a small send buffer, so the handler parks in send). Each connection's
--- socket and outcome (what the failed call returned) are recorded.
-local function server(big)
-	local conns = {}
-	local srv = assert(loop.newserver('127.0.0.1', 0, function(skt)
-		local conn = {skt = skt}
-		conns[#conns + 1] = conn
-		skt:settimeout(10)
-		skt:setoption('send-buffer-size', 65536)
-		while true do
-			local line, err, partial = skt:receive('*l')
-			if not line then
-				conn.outcome = {'receive', err, partial}
-				break
-			end
-			if line == 'big' then
-				local last, serr, idx = skt:send(big)
-				if not last then
-					conn.outcome = {'send', serr, idx}
-					break
-				end
-			else
-				assert(skt:send(line:reverse() .. '\n'))
-			end
-		end
-		skt:close()
-	end))
-	local _, port = srv:getsockname()
-	return srv, port, conns
-end
-
 -- Some healthy clients, served while or after a fault: all replies checked.
 local function healthy(port, clients)
 	local done = {}
@@ -61,7 +29,7 @@ local function healthy(port, clients)
 end
 
 T.run('peer reset in the middle of a receive', function()
-	local srv, port, conns = server('')
+	local srv, port, conns = N.recording_server('big', '')
 	local c = assert(loop.connect('127.0.0.1', port))
 	c:settimeout(10)
 	T.ok(N.exchange(c, 'first line', 'enil tsrif'), 'a line before the fault')
@@ -82,7 +50,7 @@ end)
 
 T.run('peer reset in the middle of a send', function()
 	local size = 16 * 1024 * 1024
-	local srv, port, conns = server(('z'):rep(size))
+	local srv, port, conns = N.recording_server('big', ('z'):rep(size))
 	local c = assert(loop.connect('127.0.0.1', port))
 	c:settimeout(10)
 	c:setoption('recv-buffer-size', 65536)

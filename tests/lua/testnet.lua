@@ -184,4 +184,40 @@ function N.finish()
 	T.finish()
 end
 
+-- A server for fault tests: its handler answers lines reversed and answers the line
+-- `word` with the string `payload` (a small send buffer makes a big payload park the
+-- handler in send). Each connection is recorded in `conns` as {skt=, wakes=, outcome=}:
+-- wakes counts the receive and send calls that returned, outcome what the failed call
+-- returned. Returns the server, its port and conns.
+function N.recording_server(word, payload)
+	local conns = {}
+	local srv = assert(loop.newserver('127.0.0.1', 0, function(skt)
+		local conn = {skt = skt, wakes = 0}
+		conns[#conns + 1] = conn
+		skt:settimeout(10)
+		skt:setoption('send-buffer-size', 65536)
+		while true do
+			local line, err, partial = skt:receive('*l')
+			conn.wakes = conn.wakes + 1
+			if not line then
+				conn.outcome = {'receive', err, partial}
+				break
+			end
+			if line == word then
+				local last, serr, idx = skt:send(payload)
+				conn.wakes = conn.wakes + 1
+				if not last then
+					conn.outcome = {'send', serr, idx}
+					break
+				end
+			else
+				assert(skt:send(line:reverse() .. '\n'))
+			end
+		end
+		skt:close()
+	end))
+	local _, port = srv:getsockname()
+	return srv, port, conns
+end
+
 return N
