@@ -2,7 +2,8 @@
 //!
 //! Internal API (the public one is `lua/socketloop.lua`):
 //! - `poll(timeout, ready) -> nready, nexpired, signal`: waits (timeout in seconds, nil:
-//!   no limit), writes ready keys then expired keys into `ready[1..]`.
+//!   no limit), writes ready keys then expired keys into `ready[1..]`; `nil, message`
+//!   if epoll fails. A raw C function: it runs once per loop iteration.
 //! - `settimer(key, seconds)`: times out the wait on `key` (a negative key: a plain timer).
 //! - `now() -> seconds` on the loop's monotonic clock.
 //! - `tcp([family]) -> socket`, `fromfd(fd) -> socket`, `watch(fd) -> watch`.
@@ -10,14 +11,14 @@
 //! - `stats() -> registrations, timers`.
 
 use crate::blocking::{wait_fd, Waited};
-use crate::errors::{message, MISUSE};
+use crate::errors::{fail, message, MISUSE};
+use crate::luastack::{drop_userdata, push_userdata, userdata_value, Stack};
 use crate::reactor::{PollResult, SharedReactor};
-use crate::resolve::Family;
-use crate::tcp::{TcpSocket, WANTREAD, WANTWRITE};
+use crate::tcp::{WANTREAD, WANTWRITE};
 use crate::watch::FdWatch;
-use mlua::{Lua, Table, Value};
-use std::cell::RefCell;
-use std::rc::Rc;
+use mlua::ffi::{self, lua_State, lua_upvalueindex};
+use mlua::{Function, Lua, Table, Value};
+use std::ffi::c_int;
 use std::time::Duration;
 
 /// Builds the core table around `reactor`.
@@ -27,23 +28,15 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
     core.set("WANTREAD", WANTREAD)?;
     core.set("WANTWRITE", WANTWRITE)?;
 
-    let r = reactor.clone();
-    let found = Rc::new(RefCell::new(PollResult::default()));
-    core.set(
-        "poll",
-        lua.create_function(move |_, (timeout, ready): (Option<f64>, Table)| {
-            let timeout = timeout.map(|t| Duration::from_secs_f64(t.clamp(0.0, 1e9)));
-            let mut found = found.borrow_mut();
-            r.borrow_mut()
-                .poll(timeout, &mut found)
-                .map_err(mlua::Error::external)?;
-            let keys = found.ready.iter().chain(found.expired.iter());
-            for (i, key) in keys.enumerate() {
-                ready.raw_set(i + 1, *key)?;
-            }
-            Ok((found.ready.len(), found.expired.len(), found.signal))
-        })?,
-    )?;
+    // SAFETY: the closure only pushes one value (see push_poll).
+    let poll: Function = unsafe {
+        let poller = Poller {
+            reactor: reactor.clone(),
+            found: PollResult::default(),
+        };
+        lua.exec_raw((), move |state| push_poll(state, poller))
+    }?;
+    core.set("poll", poll)?;
 
     let r = reactor.clone();
     core.set(
@@ -71,27 +64,7 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
         lua.create_function(move |_, ()| Ok(r.borrow().clock().now() as f64 / 1e9))?,
     )?;
 
-    let r = reactor.clone();
-    core.set(
-        "tcp",
-        lua.create_function(move |_, family: Option<mlua::LuaString>| {
-            let family = match family.as_ref().map(|f| f.as_bytes().to_vec()).as_deref() {
-                Some(b"inet6") => Some(Family::V6),
-                Some(b"inet") => Some(Family::V4),
-                _ => None,
-            };
-            Ok(TcpSocket::new(&r, family))
-        })?,
-    )?;
-
-    let r = reactor.clone();
-    core.set(
-        "fromfd",
-        lua.create_function(move |lua, fd: i32| match TcpSocket::from_fd(&r, fd) {
-            Ok(s) => Ok((Value::UserData(lua.create_userdata(s)?), Value::Nil)),
-            Err(e) => Ok((Value::Nil, Value::String(lua.create_string(message(&e))?))),
-        })?,
-    )?;
+    crate::tcp_lua::register(lua, &core, reactor)?;
 
     let r = reactor.clone();
     core.set(
@@ -123,13 +96,6 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
         )?,
     )?;
 
-    core.set(
-        "isours",
-        lua.create_function(|_, v: Value| {
-            Ok(matches!(v, Value::UserData(ud) if ud.is::<TcpSocket>()))
-        })?,
-    )?;
-
     let r = reactor.clone();
     core.set(
         "stats",
@@ -141,4 +107,54 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
     crate::http_head::register(lua, &core)?;
     crate::rpc_codec::register(lua, &core)?;
     Ok(core)
+}
+
+/// What `core.poll` keeps between calls: the reactor, and its result vectors (reused).
+struct Poller {
+    reactor: SharedReactor,
+    found: PollResult,
+}
+
+/// Pushes `core.poll`, a C closure over a userdata holding `poller`.
+unsafe fn push_poll(state: *mut lua_State, poller: Poller) {
+    let st = Stack::new(state);
+    st.push_table();
+    ffi::lua_pushcclosure(state, drop_userdata::<Poller>, 0);
+    st.set_field(c"__gc");
+    push_userdata(&st, poller, -1);
+    ffi::lua_remove(state, -2);
+    ffi::lua_pushcclosure(state, poll, 1);
+}
+
+unsafe extern "C-unwind" fn poll(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    // SAFETY: upvalue 1 is the Poller userdata push_poll made.
+    let Some(poller) = userdata_value::<Poller>(st.userdata(lua_upvalueindex(1))) else {
+        return fail(&st, "closed");
+    };
+    if !st.is_table(2) {
+        return fail(&st, "bad argument #2 to 'poll' (table expected)");
+    }
+    let timeout = st
+        .number(1)
+        .map(|t| Duration::from_secs_f64(t.clamp(0.0, 1e9)));
+    let found = &mut poller.found;
+    let polled = match poller.reactor.try_borrow_mut() {
+        Ok(mut reactor) => reactor.poll(timeout, found),
+        Err(_) => return fail(&st, "poll called while the reactor is busy"),
+    };
+    if let Err(e) = polled {
+        return fail(&st, &message(&e));
+    }
+    let keys = found.ready.iter().chain(found.expired.iter());
+    for (i, key) in keys.enumerate() {
+        st.set_index(2, i + 1, *key as f64);
+    }
+    st.push_int(found.ready.len() as i64);
+    st.push_int(found.expired.len() as i64);
+    match found.signal {
+        Some(signal) => st.push_int(signal as i64),
+        None => st.push_nil(),
+    }
+    3
 }

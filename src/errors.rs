@@ -5,34 +5,50 @@
 //! naming the function and the argument; the wrapper raises it as a Lua string error, so
 //! `pcall` callers get a plain string rather than an mlua error object.
 
-use mlua::{IntoLua, Lua, Value};
+use crate::luastack::{Ret, Stack};
 use std::io;
 
 /// Marker a socket method returns in place of an error string when it was misused.
 pub const MISUSE: &str = "socketloop: misuse";
 
-/// What socket I/O methods return: up to three values, as LuaSocket does.
-pub type Reply = (Value, Value, Value);
-
-/// Success with one value.
-pub fn ok(lua: &Lua, value: impl IntoLua) -> mlua::Result<Reply> {
-    Ok((value.into_lua(lua)?, Value::Nil, Value::Nil))
+/// Success with a number (LuaSocket's `1`, or the index of the last byte sent).
+pub fn ok(st: &Stack, n: i64) -> Ret {
+    st.push_int(n);
+    1
 }
 
-/// Failure: `nil, message[, partial]`.
-pub fn fail(lua: &Lua, message: &str, partial: Value) -> mlua::Result<Reply> {
-    Ok((Value::Nil, message.into_lua(lua)?, partial))
+/// Failure: `nil, message`.
+pub fn fail(st: &Stack, message: &str) -> Ret {
+    st.push_nil();
+    st.push_str(message);
+    2
+}
+
+/// Failure with a partial result: `nil, message, partial`.
+pub fn fail_with(st: &Stack, message: &str, partial: &[u8]) -> Ret {
+    fail(st, message);
+    st.push_bytes(partial);
+    3
+}
+
+/// Failure of a send: `nil, message, index of the last byte sent`.
+pub fn fail_at(st: &Stack, message: &str, sent: i64) -> Ret {
+    fail(st, message);
+    st.push_int(sent);
+    3
 }
 
 /// Misuse: `nil, MISUSE, "bad argument #n to 'fname' (why)"`; argument 0 is the socket
 /// itself, reported as Lua reports a method's bad self: `"calling 'fname' on bad self (why)"`.
-pub fn misuse(lua: &Lua, fname: &str, arg: usize, why: &str) -> mlua::Result<Reply> {
+pub fn misuse(st: &Stack, fname: &str, arg: usize, why: &str) -> Ret {
     let msg = if arg == 0 {
         format!("calling '{fname}' on bad self ({why})")
     } else {
         format!("bad argument #{arg} to '{fname}' ({why})")
     };
-    Ok((Value::Nil, MISUSE.into_lua(lua)?, msg.into_lua(lua)?))
+    fail(st, MISUSE);
+    st.push_str(&msg);
+    3
 }
 
 /// LuaSocket's message for an I/O error. Resets and broken pipes read as `'closed'`.

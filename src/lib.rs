@@ -3,7 +3,8 @@
 //! Layout, one concept per file:
 //! - [`reactor`]: the poll loop (mio), registrations and wait keys;
 //! - [`timers`]: the timer heap and the loop clock;
-//! - [`tcp`]: TCP sockets with LuaSocket's methods (`receive('*l')` is there);
+//! - [`tcp`]: TCP sockets with LuaSocket's methods (`receive('*l')` is there), and
+//!   [`tcp_lua`] their Lua face, on [`luastack`] (the Lua stack, read in place);
 //! - [`buffer`]: the receive buffer and patterns;
 //! - [`sockopt`]: socket options; [`resolve`]: addresses; [`errors`]: error messages;
 //! - [`watch`]: registrations for foreign descriptors (wrapped LuaSocket objects);
@@ -18,12 +19,14 @@ pub mod buffer;
 pub mod embedded;
 pub mod errors;
 pub mod http_head;
+pub mod luastack;
 pub mod reactor;
 pub mod resolve;
 pub mod rpc_codec;
 pub mod signals;
 pub mod sockopt;
 pub mod tcp;
+pub mod tcp_lua;
 pub mod timers;
 pub mod watch;
 

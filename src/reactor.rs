@@ -41,6 +41,22 @@ struct Source {
     /// A readable event came since the owner last found the descriptor drained (see
     /// [`Reactor::is_readable`]).
     readable: bool,
+    writes: WriteReports,
+    /// The owner found the kernel refusing output since the last write key reported.
+    write_blocked: bool,
+}
+
+/// Which writable events of a registration are reported as its write key.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub enum WriteReports {
+    /// Every one: the owner's operations do not tell the reactor when they block (a
+    /// foreign descriptor, see `watch.rs`).
+    #[default]
+    All,
+    /// Only the first after [`Reactor::mark_unwritable`]. Edge-triggered epoll reports
+    /// writability with every ACK that frees send-buffer space, which on request/response
+    /// traffic is every message; nobody waits to write unless a write was refused.
+    AfterBlocked,
 }
 
 /// The timeout of the wait on one direction of a source.
@@ -107,7 +123,7 @@ impl Reactor {
     }
 
     /// Registers `fd` under `token` for both directions, edge-triggered.
-    pub fn attach(&mut self, token: usize, fd: RawFd) -> io::Result<()> {
+    pub fn attach(&mut self, token: usize, fd: RawFd, writes: WriteReports) -> io::Result<()> {
         let Some(source) = self.sources.get_mut(token) else {
             return Err(io::Error::from(io::ErrorKind::NotFound));
         };
@@ -122,6 +138,8 @@ impl Reactor {
         source.fd = Some(fd);
         source.read_closed = false;
         source.readable = true;
+        source.writes = writes;
+        source.write_blocked = false;
         Ok(())
     }
 
@@ -169,6 +187,14 @@ impl Reactor {
     pub fn mark_drained(&mut self, token: usize) {
         if let Some(source) = self.sources.get_mut(token) {
             source.readable = source.read_closed;
+        }
+    }
+
+    /// Records that the kernel refused output on `token` (or a connect is under way): the
+    /// next writable event is reported (see [`WriteReports::AfterBlocked`]).
+    pub fn mark_unwritable(&mut self, token: usize) {
+        if let Some(source) = self.sources.get_mut(token) {
+            source.write_blocked = true;
         }
     }
 
@@ -247,7 +273,10 @@ impl Reactor {
                 source.slots[READ].deadline = None;
                 out.ready.push(join_key(token, READ));
             }
-            if failed || event.is_writable() || event.is_write_closed() {
+            let writable = event.is_writable() || event.is_write_closed();
+            let wanted = source.writes == WriteReports::All || source.write_blocked;
+            if failed || (writable && wanted) {
+                source.write_blocked = false;
                 source.slots[WRITE].deadline = None;
                 out.ready.push(join_key(token, WRITE));
             }
@@ -362,7 +391,7 @@ mod tests {
         let (a, mut b) = UnixStream::pair().unwrap();
         a.set_nonblocking(true).unwrap();
         let token = r.add_source();
-        r.attach(token, a.as_raw_fd()).unwrap();
+        r.attach(token, a.as_raw_fd(), WriteReports::All).unwrap();
         let first = poll_now(&mut r);
         assert_eq!(first.ready, vec![join_key(token, WRITE)]);
         b.write_all(b"x").unwrap();

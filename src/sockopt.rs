@@ -1,7 +1,8 @@
 //! Socket options by their LuaSocket names (`setoption`/`getoption`).
 
-use mlua::{IntoLua, Lua, Table, Value};
+use crate::luastack::{Ret, Stack};
 use socket2::Socket;
+use std::ffi::c_int;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
@@ -53,40 +54,43 @@ impl SockOpt {
         })
     }
 
-    /// Reads a Lua value for this option; the error says what was expected.
-    pub fn value_from_lua(self, value: &Value) -> Result<OptValue, &'static str> {
+    /// Reads argument `i` as a value for this option; the error says what was expected.
+    pub fn value_from_stack(self, st: &Stack, i: c_int) -> Result<OptValue, &'static str> {
         match self {
             SockOpt::Linger => {
-                let Value::Table(t) = value else {
+                if !st.is_table(i) {
                     return Err("table {on=, timeout=} expected");
-                };
+                }
                 // As LuaSocket's: 'on' must really be a boolean, not any truthy value.
-                let on = match t.raw_get::<Value>("on") {
-                    Ok(Value::Nil) => None,
-                    Ok(Value::Boolean(b)) => Some(b),
-                    _ => return Err("'on' must be a boolean"),
-                };
-                let timeout = t
-                    .raw_get::<Option<i64>>("timeout")
-                    .map_err(|_| "'timeout' must be a number")?;
-                Ok(OptValue::Linger {
-                    on: on.unwrap_or(false),
-                    timeout: timeout.unwrap_or(0),
-                })
+                let on = st.field(i, c"on", |st| {
+                    if st.is_nil(-1) {
+                        Ok(false)
+                    } else {
+                        st.boolean(-1).ok_or("'on' must be a boolean")
+                    }
+                })?;
+                let timeout = st.field(i, c"timeout", |st| {
+                    if st.is_nil(-1) {
+                        Ok(0)
+                    } else {
+                        st.strict_number(-1)
+                            .map(|n| n as i64)
+                            .ok_or("'timeout' must be a number")
+                    }
+                })?;
+                Ok(OptValue::Linger { on, timeout })
             }
             SockOpt::KeepIdle
             | SockOpt::KeepCount
             | SockOpt::KeepInterval
             | SockOpt::RecvBufferSize
-            | SockOpt::SendBufferSize => match value {
-                Value::Integer(n) if *n >= 0 => Ok(OptValue::Int(*n)),
-                Value::Number(n) if *n >= 0.0 => Ok(OptValue::Int(*n as i64)),
+            | SockOpt::SendBufferSize => match st.strict_number(i) {
+                Some(n) if n >= 0.0 => Ok(OptValue::Int(n as i64)),
                 _ => Err("non-negative number expected"),
             },
-            _ => match value {
-                Value::Boolean(b) => Ok(OptValue::Bool(*b)),
-                Value::Integer(n) => Ok(OptValue::Bool(*n != 0)),
-                Value::Number(n) => Ok(OptValue::Bool(*n != 0.0)),
+            _ => match (st.boolean(i), st.strict_number(i)) {
+                (Some(b), _) => Ok(OptValue::Bool(b)),
+                (_, Some(n)) => Ok(OptValue::Bool(n != 0.0)),
                 _ => Err("boolean expected"),
             },
         }
@@ -94,18 +98,20 @@ impl SockOpt {
 }
 
 impl OptValue {
-    /// The Lua value `getoption` returns.
-    pub fn into_lua(self, lua: &Lua) -> mlua::Result<Value> {
+    /// Pushes the value `getoption` returns.
+    pub fn push(self, st: &Stack) -> Ret {
         match self {
-            OptValue::Bool(b) => Ok(Value::Boolean(b)),
-            OptValue::Int(n) => Ok(Value::Integer(n)),
+            OptValue::Bool(b) => st.push_bool(b),
+            OptValue::Int(n) => st.push_int(n),
             OptValue::Linger { on, timeout } => {
-                let t: Table = lua.create_table_with_capacity(0, 2)?;
-                t.raw_set("on", on)?;
-                t.raw_set("timeout", timeout)?;
-                t.into_lua(lua)
+                st.push_table();
+                st.push_bool(on);
+                st.set_field(c"on");
+                st.push_int(timeout);
+                st.set_field(c"timeout");
             }
         }
+        1
     }
 }
 

@@ -4,18 +4,20 @@
 //! thread on the socket's wait key. `receive('*l')` and friends are implemented here,
 //! on top of [`crate::buffer`].
 //!
-//! Cost per call: one userdata method call from Lua (about 50 ns) plus the system call.
+//! Cost per call: a LuaJIT C call (see [`crate::tcp_lua`]) plus the system call.
 //! A receive reads into a shared 64 KiB scratch area, so a socket holds no buffer memory
 //! unless a pattern is left incomplete.
 
 use crate::buffer::{self, Pattern, RecvBuffer, Verdict};
-use crate::errors::{fail, message, misuse, ok, Reply};
-use crate::reactor::SharedReactor;
+use crate::errors::{fail, fail_at, fail_with, message, misuse, ok};
+use crate::luastack::{Ret, Stack};
+use crate::reactor::{SharedReactor, WriteReports};
 use crate::resolve::{resolve, Family};
 use crate::sockopt::{self, OptValue, SockOpt};
-use mlua::{Lua, MetaMethod, UserData, UserDataMethods, Value};
+use crate::tcp_lua;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::cell::RefCell;
+use std::ffi::c_int;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
@@ -123,9 +125,11 @@ impl TcpSocket {
                 return Err(closed_error());
             }
         };
-        let attached = sock
-            .set_nonblocking(true)
-            .and_then(|()| self.reactor.borrow_mut().attach(token, fd));
+        let attached = sock.set_nonblocking(true).and_then(|()| {
+            self.reactor
+                .borrow_mut()
+                .attach(token, fd, WriteReports::AfterBlocked)
+        });
         if let Err(e) = attached {
             let _ = sock.into_raw_fd();
             return Err(e);
@@ -148,7 +152,9 @@ impl TcpSocket {
     /// Registers `sock` with the reactor under this socket's token and keeps it.
     fn register(&mut self, sock: Socket) -> io::Result<()> {
         let token = self.token.ok_or_else(closed_error)?;
-        self.reactor.borrow_mut().attach(token, sock.as_raw_fd())?;
+        self.reactor
+            .borrow_mut()
+            .attach(token, sock.as_raw_fd(), WriteReports::AfterBlocked)?;
         self.sock = Some(sock);
         Ok(())
     }
@@ -184,12 +190,17 @@ impl TcpSocket {
     }
 
     /// LuaSocket's `receive(pattern [, prefix])`; see the module documentation.
-    fn receive(&mut self, lua: &Lua, pattern: Value, prefix: Value) -> mlua::Result<Reply> {
-        let Some(pattern) = parse_pattern(&pattern) else {
-            return misuse(lua, "receive", 1, "invalid receive pattern");
+    pub fn receive(&mut self, st: &Stack) -> Ret {
+        let Some(pattern) = pattern_arg(st, 2) else {
+            return misuse(st, "receive", 1, "invalid receive pattern");
         };
-        let Some(prefix) = optional_string(lua, prefix)? else {
-            return misuse(lua, "receive", 2, "string expected");
+        let prefix = if st.is_nil(3) {
+            &[][..]
+        } else {
+            match st.coerced_string(3) {
+                Some(p) => p,
+                None => return misuse(st, "receive", 2, "string expected"),
+            }
         };
         // As LuaSocket's: a count includes the prefix, so that a partial result passed
         // back as the prefix resumes the same receive.
@@ -198,49 +209,47 @@ impl TcpSocket {
             p => p,
         };
         if !matches!(self.state, State::Connected | State::Closed) {
-            return misuse(lua, "receive", 0, "socket is not connected");
+            return misuse(st, "receive", 0, "socket is not connected");
         }
         loop {
             match self.rbuf.verdict(pattern, self.eof) {
                 Verdict::Match(len, used) => {
-                    let value = joined(lua, &prefix, &self.rbuf.bytes()[..len], pattern)?;
+                    push_joined(st, prefix, &self.rbuf.bytes()[..len], pattern);
                     self.rbuf.consume(used);
-                    return ok(lua, value);
+                    return 1;
                 }
-                Verdict::OverLimit => return self.limit_exceeded(lua, pattern, &prefix),
-                Verdict::Closed => {
-                    return self.fail_with_partial(lua, "closed", pattern, &prefix);
-                }
+                Verdict::OverLimit => return self.limit_exceeded(st, pattern, prefix),
+                Verdict::Closed => return self.fail_with_partial(st, "closed", pattern, prefix),
                 Verdict::NeedMore => {}
             }
             let fd = match (&self.state, self.sock.as_ref()) {
                 (State::Connected, Some(sock)) => sock.as_raw_fd(),
-                _ => return self.fail_with_partial(lua, "closed", pattern, &prefix),
+                _ => return self.fail_with_partial(st, "closed", pattern, prefix),
             };
             if !self.may_read() {
-                return fail(lua, WANTREAD, Value::Nil);
+                return fail(st, WANTREAD);
             }
             let step = SCRATCH
-                .with_borrow_mut(|scratch| self.receive_step(lua, fd, scratch, pattern, &prefix))?;
-            if let Some(reply) = step {
-                return Ok(reply);
+                .with_borrow_mut(|scratch| self.receive_step(st, fd, scratch, pattern, prefix));
+            if let Some(ret) = step {
+                return ret;
             }
         }
     }
 
-    /// One read for `receive`: Some(reply) when the call is answered, None to look again.
+    /// One read for `receive`: Some(results) when the call is answered, None to look again.
     fn receive_step(
         &mut self,
-        lua: &Lua,
+        st: &Stack,
         fd: RawFd,
         scratch: &mut [u8],
         pattern: Pattern,
         prefix: &[u8],
-    ) -> mlua::Result<Option<Reply>> {
+    ) -> Option<Ret> {
         let n = match read_some(fd, scratch) {
             Ok(0) => {
                 self.eof = true;
-                return Ok(None);
+                return None;
             }
             Ok(n) => {
                 if n < scratch.len() {
@@ -250,63 +259,42 @@ impl TcpSocket {
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 self.mark_drained();
-                return fail(lua, WANTREAD, Value::Nil).map(Some);
+                return Some(fail(st, WANTREAD));
             }
             Err(e) => {
                 let err = message(&e);
-                return self.fail_with_partial(lua, &err, pattern, prefix).map(Some);
+                return Some(self.fail_with_partial(st, &err, pattern, prefix));
             }
         };
         self.received += n as u64;
         // Everything read is kept (the limit is checked by the caller on what is
         // buffered): a receive never drops bytes it took from the kernel.
-        match self.rbuf.take_read(&scratch[..n], pattern) {
-            Some(matched) => ok(lua, joined(lua, prefix, matched, pattern)?).map(Some),
-            None => Ok(None),
-        }
+        let matched = self.rbuf.take_read(&scratch[..n], pattern)?;
+        push_joined(st, prefix, matched, pattern);
+        Some(1)
     }
 
     /// The receive limit was passed: the first `limit` buffered bytes are the partial
     /// result (consumed); the rest stays buffered, so what follows is never lost and the
     /// result does not depend on how the data was split into reads.
-    fn limit_exceeded(
-        &mut self,
-        lua: &Lua,
-        pattern: Pattern,
-        prefix: &[u8],
-    ) -> mlua::Result<Reply> {
+    fn limit_exceeded(&mut self, st: &Stack, pattern: Pattern, prefix: &[u8]) -> Ret {
         let take = self.rbuf.limit_cut();
         let mut all = Vec::with_capacity(prefix.len() + take);
         all.extend_from_slice(prefix);
         buffer::append_match(&mut all, &self.rbuf.bytes()[..take], pattern);
         self.rbuf.consume(take);
-        fail(
-            lua,
-            "receive limit exceeded",
-            Value::String(lua.create_string(&all)?),
-        )
+        fail_with(st, "receive limit exceeded", &all)
     }
 
-    fn fail_with_partial(
-        &mut self,
-        lua: &Lua,
-        err: &str,
-        pattern: Pattern,
-        prefix: &[u8],
-    ) -> mlua::Result<Reply> {
-        let partial = self.take_partial(lua, Some(pattern), prefix)?;
-        fail(lua, err, partial)
+    fn fail_with_partial(&mut self, st: &Stack, err: &str, pattern: Pattern, prefix: &[u8]) -> Ret {
+        let partial = self.take_partial(Some(pattern), prefix);
+        fail_with(st, err, &partial)
     }
 
     /// `prefix` and everything buffered, which is consumed (LuaSocket's partial result).
     /// For a line, CRs are dropped from the buffered bytes as they are from the line, so
     /// passing the partial back as the prefix yields the same line LuaSocket would.
-    fn take_partial(
-        &mut self,
-        lua: &Lua,
-        pattern: Option<Pattern>,
-        prefix: &[u8],
-    ) -> mlua::Result<Value> {
+    fn take_partial(&mut self, pattern: Option<Pattern>, prefix: &[u8]) -> Vec<u8> {
         let mut all = Vec::with_capacity(prefix.len() + self.rbuf.len());
         all.extend_from_slice(prefix);
         match pattern {
@@ -314,7 +302,7 @@ impl TcpSocket {
             None => all.extend_from_slice(self.rbuf.bytes()),
         }
         self.rbuf.clear();
-        Ok(Value::String(lua.create_string(&all)?))
+        all
     }
 
     /// False when a read would only say EAGAIN (see `Reactor::is_readable`): saves a
@@ -333,23 +321,22 @@ impl TcpSocket {
         }
     }
 
+    /// The kernel refused more output: the next writable event is worth reporting.
+    fn mark_full(&self) {
+        if let (Some(token), Ok(mut reactor)) = (self.token, self.reactor.try_borrow_mut()) {
+            reactor.mark_unwritable(token);
+        }
+    }
+
     /// LuaSocket's `send(data [, i [, j]])`: returns the index of the last byte sent.
-    fn send(&mut self, lua: &Lua, data: Value, i: Value, j: Value) -> mlua::Result<Reply> {
-        let data = match data {
-            Value::String(s) => s,
-            v @ (Value::Integer(_) | Value::Number(_)) => match lua.coerce_string(v)? {
-                Some(s) => s,
-                None => return misuse(lua, "send", 1, "string expected"),
-            },
-            other => {
-                let why = format!("string expected, got {}", other.type_name());
-                return misuse(lua, "send", 1, &why);
-            }
+    pub fn send(&mut self, st: &Stack) -> Ret {
+        let Some(bytes) = st.coerced_string(2) else {
+            let why = format!("string expected, got {}", st.type_name(2));
+            return misuse(st, "send", 1, &why);
         };
-        let bytes = data.as_bytes();
         let len = bytes.len() as i64;
-        let (Some(i), Some(j)) = (optional_int(&i, 1), optional_int(&j, -1)) else {
-            return misuse(lua, "send", 2, "number expected");
+        let (Some(i), Some(j)) = (optional_int(st, 3, 1), optional_int(st, 4, -1)) else {
+            return misuse(st, "send", 2, "number expected");
         };
         let start = if i < 0 {
             (len + i + 1).max(1)
@@ -361,8 +348,8 @@ impl TcpSocket {
         let end = end.max(start - 1) as usize;
         let sock = match (&self.state, self.sock.as_ref()) {
             (State::Connected, Some(sock)) => sock,
-            (State::Closed, _) => return fail(lua, "closed", Value::Integer(done as i64)),
-            _ => return misuse(lua, "send", 0, "socket is not connected"),
+            (State::Closed, _) => return fail_at(st, "closed", done as i64),
+            _ => return misuse(st, "send", 0, "socket is not connected"),
         };
         while done < end {
             // MSG_NOSIGNAL: a dead peer is an error to return, not a SIGPIPE that kills a
@@ -373,25 +360,22 @@ impl TcpSocket {
                     self.sent += n as u64;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let err = if e.kind() == io::ErrorKind::WouldBlock {
-                        WANTWRITE.to_string()
-                    } else {
-                        message(&e)
-                    };
-                    return fail(lua, &err, Value::Integer(done as i64));
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.mark_full();
+                    return fail_at(st, WANTWRITE, done as i64);
                 }
+                Err(e) => return fail_at(st, &message(&e), done as i64),
             }
         }
-        ok(lua, done as i64)
+        ok(st, done as i64)
     }
 
     /// LuaSocket's `accept()`: a new connected socket, or `nil, 'wantread'`.
-    fn accept(&mut self, lua: &Lua) -> mlua::Result<Reply> {
+    pub fn accept(&mut self, st: &Stack) -> Ret {
         let listener = match (&self.state, self.sock.as_ref()) {
             (State::Listening, Some(sock)) => sock.as_raw_fd(),
-            (State::Closed, _) => return fail(lua, "closed", Value::Nil),
-            _ => return misuse(lua, "accept", 0, "socket is not listening"),
+            (State::Closed, _) => return fail(st, "closed"),
+            _ => return misuse(st, "accept", 0, "socket is not listening"),
         };
         loop {
             let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
@@ -403,10 +387,8 @@ impl TcpSocket {
                 let e = io::Error::last_os_error();
                 match e.raw_os_error() {
                     Some(libc::EINTR) | Some(libc::ECONNABORTED) => continue,
-                    _ if e.kind() == io::ErrorKind::WouldBlock => {
-                        return fail(lua, WANTREAD, Value::Nil);
-                    }
-                    _ => return fail(lua, &message(&e), Value::Nil),
+                    _ if e.kind() == io::ErrorKind::WouldBlock => return fail(st, WANTREAD),
+                    _ => return fail(st, &message(&e)),
                 }
             }
             // SAFETY: accept4 just returned this descriptor to us.
@@ -415,35 +397,36 @@ impl TcpSocket {
             let mut client = TcpSocket::new(&self.reactor, self.family);
             client.state = State::Connected;
             if let Err(e) = client.register(sock) {
-                return fail(lua, &message(&e), Value::Nil);
+                return fail(st, &message(&e));
             }
-            return ok(lua, lua.create_userdata(client)?);
+            tcp_lua::push_socket(st, client);
+            return 1;
         }
     }
 
     /// LuaSocket's `connect(host, port)`. Call again after `'wantwrite'` to finish.
-    fn connect(&mut self, lua: &Lua, host: Value, port: Value) -> mlua::Result<Reply> {
+    pub fn connect(&mut self, st: &Stack) -> Ret {
         match &mut self.state {
-            State::Connected => return fail(lua, "already connected", Value::Nil),
-            State::Closed => return fail(lua, "closed", Value::Nil),
-            State::Listening => return misuse(lua, "connect", 0, "socket is listening"),
-            State::Connecting(_) => return self.finish_connect(lua),
+            State::Connected => return fail(st, "already connected"),
+            State::Closed => return fail(st, "closed"),
+            State::Listening => return misuse(st, "connect", 0, "socket is listening"),
+            State::Connecting(_) => return self.finish_connect(st),
             State::Fresh | State::Bound => {}
         }
-        let Some(host) = string_arg(&host) else {
-            return misuse(lua, "connect", 1, "string expected");
+        let Some(host) = string_arg(st, 2) else {
+            return misuse(st, "connect", 1, "string expected");
         };
-        let Some(port) = port_arg(&port) else {
-            return misuse(lua, "connect", 2, "port out of range");
+        let Some(port) = port_arg(st, 3) else {
+            return misuse(st, "connect", 2, "port out of range");
         };
         match resolve(&host, port, self.family) {
-            Ok(addrs) => self.start_connect(lua, addrs),
-            Err(e) => fail(lua, &e, Value::Nil),
+            Ok(addrs) => self.start_connect(st, addrs),
+            Err(e) => fail(st, &e),
         }
     }
 
     /// Tries `addrs` in order until one connects, starts connecting, or all fail.
-    fn start_connect(&mut self, lua: &Lua, mut addrs: Vec<SocketAddr>) -> mlua::Result<Reply> {
+    fn start_connect(&mut self, st: &Stack, mut addrs: Vec<SocketAddr>) -> Ret {
         let mut last_error = "host not found".to_string();
         while !addrs.is_empty() {
             let addr = addrs.remove(0);
@@ -457,11 +440,12 @@ impl TcpSocket {
             match sock.connect(&SockAddr::from(addr)) {
                 Ok(()) => {
                     self.state = State::Connected;
-                    return ok(lua, 1);
+                    return ok(st, 1);
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
                     self.state = State::Connecting(addrs);
-                    return fail(lua, WANTWRITE, Value::Nil);
+                    self.mark_full();
+                    return fail(st, WANTWRITE);
                 }
                 Err(e) => {
                     last_error = message(&e);
@@ -470,7 +454,7 @@ impl TcpSocket {
             }
         }
         self.state = State::Fresh;
-        fail(lua, &last_error, Value::Nil)
+        fail(st, &last_error)
     }
 
     /// Before trying the next address: an unbound socket of either family starts over.
@@ -481,49 +465,50 @@ impl TcpSocket {
     }
 
     /// Completes a connect that returned `'wantwrite'`, once the socket is writable.
-    fn finish_connect(&mut self, lua: &Lua) -> mlua::Result<Reply> {
+    fn finish_connect(&mut self, st: &Stack) -> Ret {
         let Some(sock) = self.sock.as_ref() else {
-            return fail(lua, "closed", Value::Nil);
+            return fail(st, "closed");
         };
         let failure = match sock.take_error() {
             Ok(None) => match sock.peer_addr() {
                 Ok(_) => {
                     self.state = State::Connected;
-                    return ok(lua, 1);
+                    return ok(st, 1);
                 }
                 Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
-                    return fail(lua, WANTWRITE, Value::Nil);
+                    self.mark_full();
+                    return fail(st, WANTWRITE);
                 }
                 Err(e) => e,
             },
             Ok(Some(e)) | Err(e) => e,
         };
         let State::Connecting(rest) = std::mem::replace(&mut self.state, State::Fresh) else {
-            return fail(lua, &message(&failure), Value::Nil);
+            return fail(st, &message(&failure));
         };
         if rest.is_empty() {
-            return fail(lua, &message(&failure), Value::Nil);
+            return fail(st, &message(&failure));
         }
         self.discard_socket();
-        self.start_connect(lua, rest)
+        self.start_connect(st, rest)
     }
 
     /// LuaSocket's `bind(address, port)`; `'*'` binds every local address.
-    fn bind(&mut self, lua: &Lua, host: Value, port: Value) -> mlua::Result<Reply> {
+    pub fn bind(&mut self, st: &Stack) -> Ret {
         // A Fresh socket may already have its descriptor (a raw one given to loop.wrap or
         // setfd): the bind is tried on it.
         if !matches!(self.state, State::Fresh) {
-            return fail(lua, "already bound", Value::Nil);
+            return fail(st, "already bound");
         }
-        let Some(host) = string_arg(&host) else {
-            return misuse(lua, "bind", 1, "string expected");
+        let Some(host) = string_arg(st, 2) else {
+            return misuse(st, "bind", 1, "string expected");
         };
-        let Some(port) = port_arg(&port) else {
-            return misuse(lua, "bind", 2, "port out of range");
+        let Some(port) = port_arg(st, 3) else {
+            return misuse(st, "bind", 2, "port out of range");
         };
         let addrs = match resolve(&host, port, self.family) {
             Ok(addrs) => addrs,
-            Err(e) => return fail(lua, &e, Value::Nil),
+            Err(e) => return fail(st, &e),
         };
         let fixed_family = self.family.is_some();
         let mut last_error = String::new();
@@ -538,7 +523,7 @@ impl TcpSocket {
             match sock.bind(&SockAddr::from(addr)) {
                 Ok(()) => {
                     self.state = State::Bound;
-                    return ok(lua, 1);
+                    return ok(st, 1);
                 }
                 Err(e) => {
                     last_error = message(&e);
@@ -549,28 +534,28 @@ impl TcpSocket {
                 }
             }
         }
-        fail(lua, &last_error, Value::Nil)
+        fail(st, &last_error)
     }
 
     /// LuaSocket's `listen([backlog])`.
-    fn listen(&mut self, lua: &Lua, backlog: Value) -> mlua::Result<Reply> {
-        let Some(backlog) = optional_int(&backlog, DEFAULT_BACKLOG as i64) else {
-            return misuse(lua, "listen", 1, "number expected");
+    pub fn listen(&mut self, st: &Stack) -> Ret {
+        let Some(backlog) = optional_int(st, 2, DEFAULT_BACKLOG as i64) else {
+            return misuse(st, "listen", 1, "number expected");
         };
         if self.sock.is_none() && matches!(self.state, State::Fresh) {
             if let Err(e) = self.ensure_socket(self.family.unwrap_or(Family::V4)) {
-                return fail(lua, &message(&e), Value::Nil);
+                return fail(st, &message(&e));
             }
         }
         let Some(sock) = self.sock.as_ref() else {
-            return fail(lua, "closed", Value::Nil);
+            return fail(st, "closed");
         };
         match sock.listen(backlog.clamp(1, i32::MAX as i64) as i32) {
             Ok(()) => {
                 self.state = State::Listening;
-                ok(lua, 1)
+                ok(st, 1)
             }
-            Err(e) => fail(lua, &message(&e), Value::Nil),
+            Err(e) => fail(st, &message(&e)),
         }
     }
 
@@ -586,75 +571,79 @@ impl TcpSocket {
         self.rbuf.clear();
     }
 
-    fn shutdown(&mut self, lua: &Lua, mode: Value) -> mlua::Result<Reply> {
-        let how = match string_arg(&mode).as_deref() {
-            None if mode.is_nil() => Shutdown::Both,
-            Some("both") => Shutdown::Both,
-            Some("send") => Shutdown::Write,
-            Some("receive") => Shutdown::Read,
-            _ => return misuse(lua, "shutdown", 1, "invalid shutdown method"),
+    pub fn shutdown(&mut self, st: &Stack) -> Ret {
+        let how = if st.is_nil(2) {
+            Shutdown::Both
+        } else {
+            match st.string(2) {
+                Some(b"both") => Shutdown::Both,
+                Some(b"send") => Shutdown::Write,
+                Some(b"receive") => Shutdown::Read,
+                _ => return misuse(st, "shutdown", 1, "invalid shutdown method"),
+            }
         };
         let Some(sock) = self.sock.as_ref() else {
-            return fail(lua, "closed", Value::Nil);
+            return fail(st, "closed");
         };
         match sock.shutdown(how) {
-            Ok(()) => ok(lua, 1),
-            Err(e) => fail(lua, &message(&e), Value::Nil),
+            Ok(()) => ok(st, 1),
+            Err(e) => fail(st, &message(&e)),
         }
     }
 
-    fn setoption(&mut self, lua: &Lua, name: Value, value: Value) -> mlua::Result<Reply> {
-        let name = string_arg(&name).unwrap_or_default();
+    pub fn setoption(&mut self, st: &Stack) -> Ret {
+        let name = string_arg(st, 2).unwrap_or_default();
         if name == "receive-limit" {
-            let Some(limit) = optional_int(&value, 0).filter(|n| *n >= 0) else {
-                return misuse(lua, "setoption", 2, "non-negative number expected");
+            let Some(limit) = optional_int(st, 3, 0).filter(|n| *n >= 0) else {
+                return misuse(st, "setoption", 2, "non-negative number expected");
             };
             self.rbuf.set_limit(limit as usize);
-            return ok(lua, 1);
+            return ok(st, 1);
         }
         let Some(opt) = SockOpt::parse(name.as_bytes()) else {
-            return misuse(lua, "setoption", 1, &format!("unsupported option '{name}'"));
+            return misuse(st, "setoption", 1, &format!("unsupported option '{name}'"));
         };
-        let value = match opt.value_from_lua(&value) {
+        let value = match opt.value_from_stack(st, 3) {
             Ok(v) => v,
-            Err(why) => return misuse(lua, "setoption", 2, why),
+            Err(why) => return misuse(st, "setoption", 2, why),
         };
         let Some(sock) = self.sock.as_ref() else {
             if matches!(self.state, State::Closed) {
-                return fail(lua, "closed", Value::Nil);
+                return fail(st, "closed");
             }
             self.pending.push((opt, value));
-            return ok(lua, 1);
+            return ok(st, 1);
         };
         match sockopt::set(sock, opt, value) {
-            Ok(()) => ok(lua, 1),
-            Err(e) => fail(lua, &message(&e), Value::Nil),
+            Ok(()) => ok(st, 1),
+            Err(e) => fail(st, &message(&e)),
         }
     }
 
-    fn getoption(&self, lua: &Lua, name: Value) -> mlua::Result<Reply> {
-        let name = string_arg(&name).unwrap_or_default();
+    pub fn getoption(&self, st: &Stack) -> Ret {
+        let name = string_arg(st, 2).unwrap_or_default();
         if name == "receive-limit" {
-            return ok(lua, self.rbuf.limit() as i64);
+            return ok(st, self.rbuf.limit() as i64);
         }
         let Some(opt) = SockOpt::parse(name.as_bytes()) else {
-            return misuse(lua, "getoption", 1, &format!("unsupported option '{name}'"));
+            return misuse(st, "getoption", 1, &format!("unsupported option '{name}'"));
         };
         let Some(sock) = self.sock.as_ref() else {
             return match self.pending.iter().rev().find(|(o, _)| *o == opt) {
-                Some((_, v)) => ok(lua, v.into_lua(lua)?),
-                None => fail(lua, "closed", Value::Nil),
+                Some((_, v)) => v.push(st),
+                None => fail(st, "closed"),
             };
         };
         match sockopt::get(sock, opt) {
-            Ok(v) => ok(lua, v.into_lua(lua)?),
-            Err(e) => fail(lua, &message(&e), Value::Nil),
+            Ok(v) => v.push(st),
+            Err(e) => fail(st, &message(&e)),
         }
     }
 
-    fn address(&self, lua: &Lua, peer: bool) -> mlua::Result<Reply> {
+    /// `getsockname` (`peer` false) or `getpeername`: address, port, family.
+    pub fn address(&self, st: &Stack, peer: bool) -> Ret {
         let Some(sock) = self.sock.as_ref() else {
-            return fail(lua, "closed", Value::Nil);
+            return fail(st, "closed");
         };
         let addr = if peer {
             sock.peer_addr()
@@ -662,21 +651,22 @@ impl TcpSocket {
             sock.local_addr()
         };
         match addr.map(|a| a.as_socket()) {
-            Ok(Some(a)) => Ok((
-                Value::String(lua.create_string(a.ip().to_string())?),
-                Value::Integer(a.port() as i64),
-                Value::String(lua.create_string(Family::of(&a).name())?),
-            )),
-            Ok(None) => fail(lua, "not an internet address", Value::Nil),
-            Err(e) => fail(lua, &message(&e), Value::Nil),
+            Ok(Some(a)) => {
+                st.push_str(&a.ip().to_string());
+                st.push_int(a.port() as i64);
+                st.push_str(Family::of(&a).name());
+                3
+            }
+            Ok(None) => fail(st, "not an internet address"),
+            Err(e) => fail(st, &message(&e)),
         }
     }
 
-    fn setfd(&mut self, lua: &Lua, fd: Value) -> mlua::Result<Reply> {
+    pub fn setfd(&mut self, st: &Stack) -> Ret {
         // -1 (LuaSocket's SOCKET_INVALID) detaches the descriptor, as LuaSec's wrap does.
         let valid = |fd: &i64| *fd >= -1 && *fd <= i32::MAX as i64;
-        let Some(fd) = optional_int(&fd, i64::MIN).filter(valid) else {
-            return misuse(lua, "setfd", 1, "descriptor expected");
+        let Some(fd) = optional_int(st, 2, i64::MIN).filter(valid) else {
+            return misuse(st, "setfd", 1, "descriptor expected");
         };
         if let Some(old) = self.sock.take() {
             if let Some(token) = self.token {
@@ -694,83 +684,68 @@ impl TcpSocket {
         // stays for a later setfd.
         self.state = State::Closed;
         if fd < 0 {
-            return ok(lua, 1);
+            return ok(st, 1);
         }
         match self.adopt(fd as RawFd) {
-            Ok(()) => ok(lua, 1),
-            Err(e) => fail(lua, &message(&e), Value::Nil),
+            Ok(()) => ok(st, 1),
+            Err(e) => fail(st, &message(&e)),
         }
+    }
+
+    /// `getstats()`: bytes received, bytes sent, age in seconds.
+    pub fn getstats(&self, st: &Stack) -> Ret {
+        st.push_num(self.received as f64);
+        st.push_num(self.sent as f64);
+        st.push_num(self.born.elapsed().as_secs_f64());
+        3
+    }
+
+    /// `setstats(received, sent, age)`.
+    pub fn setstats(&mut self, st: &Stack) -> Ret {
+        let (Some(r), Some(w)) = (st.number(2), st.number(3)) else {
+            return misuse(st, "setstats", 1, "number expected");
+        };
+        let age = st.number(4).unwrap_or(0.0).max(0.0);
+        self.received = r.max(0.0) as u64;
+        self.sent = w.max(0.0) as u64;
+        self.born = Instant::now()
+            .checked_sub(Duration::from_secs_f64(age.min(1e9)))
+            .unwrap_or_else(Instant::now);
+        ok(st, 1)
+    }
+
+    /// The descriptor, -1 when there is none.
+    pub fn fd(&self) -> RawFd {
+        self.sock.as_ref().map_or(-1, |k| k.as_raw_fd())
+    }
+
+    /// True when received bytes wait in the buffer (LuaSocket's `dirty`).
+    pub fn dirty(&self) -> bool {
+        !self.rbuf.is_empty()
+    }
+
+    /// `drain(prefix, pattern)`: what a receive that gives up hands back; see take_partial.
+    pub fn drain(&mut self, st: &Stack) -> Ret {
+        let prefix = st.coerced_string(2).unwrap_or_default();
+        let pattern = if st.is_nil(3) {
+            None
+        } else {
+            pattern_arg(st, 3)
+        };
+        let partial = self.take_partial(pattern, prefix);
+        st.push_bytes(&partial);
+        1
+    }
+
+    /// For `tostring`: `tcp{client}: 0x...`, as LuaSocket's.
+    pub fn describe(&self) -> String {
+        format!("tcp{{{}}}: {:p}", self.kind(), self as *const TcpSocket)
     }
 }
 
 impl Drop for TcpSocket {
     fn drop(&mut self) {
         self.close();
-    }
-}
-
-impl UserData for TcpSocket {
-    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        methods.add_method_mut("receive", |lua, s, (pattern, prefix): (Value, Value)| {
-            s.receive(lua, pattern, prefix)
-        });
-        methods.add_method_mut("send", |lua, s, (data, i, j): (Value, Value, Value)| {
-            s.send(lua, data, i, j)
-        });
-        methods.add_method_mut("accept", |lua, s, ()| s.accept(lua));
-        methods.add_method_mut("connect", |lua, s, (host, port): (Value, Value)| {
-            s.connect(lua, host, port)
-        });
-        methods.add_method_mut("bind", |lua, s, (host, port): (Value, Value)| {
-            s.bind(lua, host, port)
-        });
-        methods.add_method_mut("listen", |lua, s, backlog: Value| s.listen(lua, backlog));
-        methods.add_method_mut("close", |lua, s, ()| {
-            s.close();
-            ok(lua, 1)
-        });
-        methods.add_method_mut("shutdown", |lua, s, mode: Value| s.shutdown(lua, mode));
-        methods.add_method_mut("setoption", |lua, s, (name, value): (Value, Value)| {
-            s.setoption(lua, name, value)
-        });
-        methods.add_method("getoption", |lua, s, name: Value| s.getoption(lua, name));
-        methods.add_method("getsockname", |lua, s, ()| s.address(lua, false));
-        methods.add_method("getpeername", |lua, s, ()| s.address(lua, true));
-        methods.add_method("getstats", |_, s, ()| {
-            Ok((
-                s.received as f64,
-                s.sent as f64,
-                s.born.elapsed().as_secs_f64(),
-            ))
-        });
-        methods.add_method_mut(
-            "setstats",
-            |lua, s, (received, sent, age): (Value, Value, Value)| {
-                let (Some(r), Some(w)) = (optional_num(&received), optional_num(&sent)) else {
-                    return misuse(lua, "setstats", 1, "number expected");
-                };
-                let age = optional_num(&age).unwrap_or(0.0).max(0.0);
-                s.received = r.max(0.0) as u64;
-                s.sent = w.max(0.0) as u64;
-                s.born = Instant::now()
-                    .checked_sub(Duration::from_secs_f64(age.min(1e9)))
-                    .unwrap_or_else(Instant::now);
-                ok(lua, 1)
-            },
-        );
-        methods.add_method("getfd", |_, s, ()| {
-            Ok(s.sock.as_ref().map_or(-1, |k| k.as_raw_fd()))
-        });
-        methods.add_method_mut("setfd", |lua, s, fd: Value| s.setfd(lua, fd));
-        methods.add_method("dirty", |_, s, ()| Ok(!s.rbuf.is_empty()));
-        methods.add_method("token", |_, s, ()| Ok(s.token()));
-        methods.add_method_mut("drain", |lua, s, (prefix, pattern): (Value, Value)| {
-            let prefix = optional_string(lua, prefix)?.unwrap_or_default();
-            s.take_partial(lua, parse_pattern(&pattern), &prefix)
-        });
-        methods.add_meta_method(MetaMethod::ToString, |_, s, ()| {
-            Ok(format!("tcp{{{}}}: {:p}", s.kind(), s as *const TcpSocket))
-        });
     }
 }
 
@@ -811,8 +786,10 @@ fn check_stream_socket(fd: RawFd) -> io::Result<()> {
 /// Reads what is there (at most `buf.len()` bytes), retrying on EINTR.
 fn read_some(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     loop {
+        // recv rather than read: read(2) on a socket also goes through the VFS layer's
+        // checks and notifications, measurably more kernel time per message.
         // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
         if n >= 0 {
             return Ok(n as usize);
         }
@@ -823,77 +800,55 @@ fn read_some(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-/// `prefix` followed by a matched region, as a Lua string (one copy when verbatim).
-fn joined(lua: &Lua, prefix: &[u8], matched: &[u8], pattern: Pattern) -> mlua::Result<Value> {
+/// Pushes `prefix` followed by a matched region as one Lua string (one copy when verbatim).
+fn push_joined(st: &Stack, prefix: &[u8], matched: &[u8], pattern: Pattern) {
     if prefix.is_empty() && buffer::is_verbatim(matched, pattern) {
-        return Ok(Value::String(lua.create_string(matched)?));
+        return st.push_bytes(matched);
     }
     let mut out = Vec::with_capacity(prefix.len() + matched.len());
     out.extend_from_slice(prefix);
     buffer::append_match(&mut out, matched, pattern);
-    Ok(Value::String(lua.create_string(&out)?))
+    st.push_bytes(&out);
 }
 
 /// A receive pattern: nil (`'*l'`), a pattern string, or a byte count (number or numeric string).
-fn parse_pattern(v: &Value) -> Option<Pattern> {
-    match v {
-        Value::Nil => Some(Pattern::Line),
-        Value::String(s) => {
-            let bytes = s.as_bytes();
-            Pattern::parse(&bytes).or_else(|| {
-                let n: f64 = std::str::from_utf8(&bytes).ok()?.trim().parse().ok()?;
-                count(n)
-            })
-        }
-        Value::Integer(n) => count(*n as f64),
-        Value::Number(n) => count(*n),
-        _ => None,
+fn pattern_arg(st: &Stack, i: c_int) -> Option<Pattern> {
+    if st.is_nil(i) {
+        return Some(Pattern::Line);
     }
+    if let Some(bytes) = st.string(i) {
+        if let Some(p) = Pattern::parse(bytes) {
+            return Some(p);
+        }
+    }
+    count(st.number(i)?)
 }
 
 fn count(n: f64) -> Option<Pattern> {
     (n >= 0.0 && n <= usize::MAX as f64).then_some(Pattern::Bytes(n as usize))
 }
 
-/// An optional string argument as bytes: Some(empty) for nil, None for a wrong type.
-fn optional_string(lua: &Lua, v: Value) -> mlua::Result<Option<Vec<u8>>> {
-    Ok(match v {
-        Value::Nil => Some(Vec::new()),
-        Value::String(s) => Some(s.as_bytes().to_vec()),
-        v @ (Value::Integer(_) | Value::Number(_)) => {
-            lua.coerce_string(v)?.map(|s| s.as_bytes().to_vec())
-        }
-        _ => None,
-    })
-}
-
-fn string_arg(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.to_string_lossy()),
-        Value::Integer(n) => Some(n.to_string()),
-        _ => None,
+/// A string argument (or a number, as its decimal text).
+fn string_arg(st: &Stack, i: c_int) -> Option<String> {
+    if st.strict_number(i).is_some() {
+        return st
+            .coerced_string(i)
+            .map(|b| String::from_utf8_lossy(b).into_owned());
     }
-}
-
-fn optional_num(v: &Value) -> Option<f64> {
-    match v {
-        Value::Integer(n) => Some(*n as f64),
-        Value::Number(n) => Some(*n),
-        Value::String(s) => s.to_str().ok()?.trim().parse().ok(),
-        _ => None,
-    }
+    st.string(i)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
 /// An optional integer argument: `default` for nil, None for a wrong type.
-fn optional_int(v: &Value, default: i64) -> Option<i64> {
-    match v {
-        Value::Nil => Some(default),
-        _ => optional_num(v).filter(|n| n.is_finite()).map(|n| n as i64),
+fn optional_int(st: &Stack, i: c_int, default: i64) -> Option<i64> {
+    if st.is_nil(i) {
+        return Some(default);
     }
+    st.number(i).filter(|n| n.is_finite()).map(|n| n as i64)
 }
 
 /// A port number 0..=65535 (number or numeric string).
-fn port_arg(v: &Value) -> Option<u16> {
-    let n = optional_num(v)?;
+fn port_arg(st: &Stack, i: c_int) -> Option<u16> {
+    let n = st.number(i)?;
     (n.fract() == 0.0 && (0.0..=65535.0).contains(&n)).then_some(n as u16)
 }

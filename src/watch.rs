@@ -2,7 +2,7 @@
 //! object (or any other library's socket). The owner keeps doing the I/O; the watch only
 //! lets a thread park on the descriptor's readiness under a wait key.
 
-use crate::reactor::SharedReactor;
+use crate::reactor::{SharedReactor, WriteReports};
 use mlua::{UserData, UserDataMethods};
 use std::os::fd::RawFd;
 
@@ -17,7 +17,7 @@ impl FdWatch {
     pub fn new(reactor: &SharedReactor, fd: RawFd) -> std::io::Result<FdWatch> {
         let mut r = reactor.borrow_mut();
         let token = r.add_source();
-        if let Err(e) = r.attach(token, fd) {
+        if let Err(e) = r.attach(token, fd, WriteReports::All) {
             r.remove_source(token);
             return Err(e);
         }

@@ -287,6 +287,9 @@ function S.step(timeout)
 		if not wait or left < wait then wait = left end
 	end
 	local nready, nexpired, signal = poll(wait, ready)
+	if not nready then
+		error('socketloop: poll failed: ' .. tostring(nexpired), 2)
+	end
 	for i = 1, nready do
 		wake(ready[i], true)
 	end
