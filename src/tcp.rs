@@ -724,6 +724,11 @@ impl TcpSocket {
         !self.rbuf.is_empty()
     }
 
+    /// How many received bytes wait in the buffer.
+    pub fn buffered(&self) -> usize {
+        self.rbuf.len()
+    }
+
     /// `drain(prefix, pattern)`: what a receive that gives up hands back; see take_partial.
     pub fn drain(&mut self, st: &Stack) -> Ret {
         let prefix = st.coerced_string(2).unwrap_or_default();

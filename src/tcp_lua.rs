@@ -146,6 +146,7 @@ methods! {
     "getfd" => m_getfd |s, st| ok(st, s.fd() as i64);
     "setfd" => m_setfd |s, st| s.setfd(st);
     "dirty" => m_dirty |s, st| { st.push_bool(s.dirty()); 1 };
+    "buffered" => m_buffered |s, st| ok(st, s.buffered() as i64);
     "token" => m_token |s, st| ok(st, s.token());
     "drain" => m_drain |s, st| s.drain(st);
 }

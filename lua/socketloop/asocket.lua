@@ -290,6 +290,13 @@ function asocket:dirty()
 	return self.socket:dirty()
 end
 
+-- How many received bytes wait in the buffer (0 for a foreign socket, whose buffer is
+-- not ours to see): a receive of at most that many will not wait.
+function asocket:buffered()
+	if not self.ours then return 0 end
+	return self.socket:buffered()
+end
+
 function asocket:__tostring()
 	return tostring(self.socket)
 end
