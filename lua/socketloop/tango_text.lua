@@ -110,6 +110,9 @@ function Parser:fail(what)
 end
 
 function Parser:skip()
+	-- Most calls find no space at all: every byte above 32 is not one.
+	local b = byte(self.s, self.pos)
+	if b and b > 32 then return end
 	self.pos = find(self.s, '[^ \t\r\n\f\v]', self.pos) or #self.s + 1
 end
 
@@ -136,8 +139,13 @@ function Parser:short_string(quote)
 	local s, i = self.s, self.pos + 1
 	local parts, n = {}, 0
 	local stop = quote == '"' and '["\\\r\n]' or "['\\\r\n]"
+	local j = find(s, stop, i)
+	if j and byte(s, j) == byte(quote) then
+		self.pos = j + 1
+		return sub(s, i, j - 1) -- no escape: the common case
+	end
 	while true do
-		local j = find(s, stop, i)
+		j = find(s, stop, i)
 		if not j then self.pos = #s + 1; self:fail('unfinished string') end
 		n = n + 1
 		parts[n] = sub(s, i, j - 1)
@@ -210,8 +218,20 @@ local NUMBER_PATTERNS = {
 	'^%d+%.?%d*', '^%.%d+',
 }
 
+-- Bytes that may continue a decimal integer into another kind of number (or into an
+-- error): . e E x X, letters, digits and _.
+local function continues_number(b)
+	return b and (b == 46 or b == 95 or (b >= 48 and b <= 57) or (b >= 65 and b <= 90)
+		or (b >= 97 and b <= 122))
+end
+
 function Parser:literal_number()
 	local s, pos = self.s, self.pos
+	local digits = s:match('^%d+', pos)
+	if digits and #digits < 16 and not continues_number(byte(s, pos + #digits)) then
+		self.pos = pos + #digits
+		return tonumber(digits) -- a plain integer: the common case
+	end
 	for _, p in ipairs(NUMBER_PATTERNS) do
 		local text = s:match(p, pos)
 		if text then
@@ -269,7 +289,9 @@ function Parser:value(depth)
 		return self:short_string(c)
 	elseif c == '[' then
 		return self:long_string()
-	elseif find(c, '^[%d%.%-]') then
+	end
+	local b = byte(c)
+	if b and ((b >= 48 and b <= 57) or b == 46 or b == 45) then
 		return self:number()
 	end
 	local word = s:match('^[%a_][%w_]*', pos)
@@ -300,7 +322,9 @@ function Parser:table(depth)
 			return t
 		end
 		local key, value
-		local name = s:match('^([%a_][%w_]*)%s*=[^=]', self.pos)
+		local b = byte(c)
+		local name = b and (b == 95 or (b >= 65 and b <= 90) or (b >= 97 and b <= 122))
+			and s:match('^([%a_][%w_]*)%s*=[^=]', self.pos)
 		if name then
 			key = name
 			self.pos = find(s, '=', self.pos, true) + 1
