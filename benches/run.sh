@@ -28,6 +28,7 @@
 #   PORT_BASE=23000      ports are taken from here up, skipping ones in use
 #   OUT=benches/results/<timestamp>   where runs, logs and the tables go
 #   CHART=docs/performance.svg        the generated chart ("" = none)
+#   TARGETS=1            then run benches/targets.sh (rpc, tango, http, timers; 0 = skip)
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -181,5 +182,9 @@ done
 python3 "$ROOT/benches/report.py" "$OUT" | tee "$OUT/table.md"
 if [ -n "$CHART" ]; then
   python3 "$ROOT/benches/chart.py" "$OUT/summary.json" "$CHART" && say "chart: $CHART"
+fi
+if [ "${TARGETS:-1}" = 1 ]; then
+  say "the other targets (rpc, tango, http, timers): benches/targets.sh"
+  REPS=$REPS OUT=$OUT "$ROOT/benches/targets.sh" | tee "$OUT/targets.md"
 fi
 say "results, per-run details (detail.md) and logs: $OUT"
