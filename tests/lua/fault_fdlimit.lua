@@ -86,6 +86,9 @@ local ok, err = pcall(T.run, 'fd limit', function()
 	T.ok(cpu < SATURATED / 2, ('server CPU time while saturated: %.2f s in %g s'):format(cpu, SATURATED))
 	io.stdout:write(('saturated: %d of %d clients held, server CPU %.2f s in %g s, %d fds\n'):format(
 		held, CLIENTS, cpu, SATURATED, LIMIT))
+	N.figures('fault_fdlimit', {
+		clients = CLIENTS, fd_limit = LIMIT, held = held, saturated_s = SATURATED, server_cpu_s = cpu,
+	})
 	-- recover: the held clients do their round trips and hang up; the rest are accepted
 	release = true
 	await(function()

@@ -13,6 +13,7 @@ local SIZE = (tonumber(os.getenv('FAULT_LINE_MIB')) or 20) * MIB + 1
 local LIMIT = MIB
 
 T.run('a huge line against receive-limit', function()
+	local started = loop.now()
 	local c, s = N.pair()
 	T.eq(s:setoption('receive-limit', LIMIT), 1, 'receive-limit set')
 	local sender = N.spawn(function()
@@ -52,6 +53,11 @@ T.run('a huge line against receive-limit', function()
 		('the socket buffered at most the limit plus one read (%d bytes)'):format(most_buffered))
 	T.ok(most_heap < 4 * 1024, ('the Lua heap grew by %.0f KiB at most'):format(most_heap))
 	N.await(sender, 'the sender')
+	N.figures('fault_huge_line', {
+		line_mib = math.floor(SIZE / MIB), limit_kib = LIMIT / 1024, limit_errors = exceeded,
+		most_buffered_kib = most_buffered / 1024, heap_growth_kib = most_heap,
+		peak_rss_kib = N.status_kib('VmHWM'), seconds = loop.now() - started,
+	})
 	print(('%d MiB line: %d limit errors, socket buffered at most %d KiB, Lua heap +%.0f KiB at most'):format(
 		math.floor(SIZE / MIB), exceeded, most_buffered / 1024, most_heap))
 	c:close()

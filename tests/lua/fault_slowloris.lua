@@ -12,6 +12,8 @@ local await = N.await
 local STEP = tonumber(os.getenv('FAULT_SLOW_STEP')) or 0.1
 local events = {}
 local outcomes = {}
+-- loop clock readings, for the figures only (no check depends on them)
+local times = {}
 
 T.run('slow loris', function()
 	local srv = assert(loop.newserver('127.0.0.1', 0, function(skt)
@@ -20,7 +22,10 @@ T.run('slow loris', function()
 			local line, err, partial = skt:receive('*l')
 			if not line then
 				outcomes[#outcomes + 1] = {err = err, partial = partial}
-				if err == 'timeout' then events[#events + 1] = 'slow dropped' end
+				if err == 'timeout' then
+					events[#events + 1] = 'slow dropped'
+					times.dropped = loop.now()
+				end
 				break
 			end
 			assert(skt:send(line:reverse() .. '\n'))
@@ -32,6 +37,7 @@ T.run('slow loris', function()
 	local sent = 0
 	local slow = N.spawn(function()
 		local s = assert(loop.connect('127.0.0.1', port))
+		times.slow_start = loop.now()
 		for i = 1, #msg do
 			if not s:send(msg:sub(i, i)) then break end
 			sent = i
@@ -51,6 +57,8 @@ T.run('slow loris', function()
 		return true
 	end, 'the fast clients')
 	events[#events + 1] = 'fast done'
+	times.fast_done = loop.now()
+	local sent_at_fast_done = sent
 	local right = 0
 	for i = 1, 10 do right = right + fast[i]()[1] end
 	T.eq(right, 10 * 2 * 10, 'every fast client got every reply')
@@ -68,6 +76,13 @@ T.run('slow loris', function()
 	local data, err = unpack(slow())
 	T.eq(data, nil, 'the slow client got no reply')
 	T.eq(err, 'closed', 'it was closed')
+	N.figures('fault_slowloris', {
+		step_s = STEP, receive_timeout_s = 10 * STEP, line_bytes = #msg, slow_sent_bytes = sent,
+		partial_bytes = drop and #drop.partial or -1, fast_clients = 10, fast_replies = 10 * 2 * 10,
+		fast_replies_right = right, fast_first = events[1] == 'fast done',
+		fast_done_s = times.fast_done - times.slow_start, slow_sent_at_fast_done = sent_at_fast_done,
+		slow_dropped_s = (times.dropped or times.slow_start) - times.slow_start,
+	})
 	srv:close()
 end)
 

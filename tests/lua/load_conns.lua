@@ -94,17 +94,26 @@ local ok, err = pcall(T.run, 'load', function()
 	io.stdout:write(('%d connections held at once (%d descriptors), %d round trips each, %d replies right; connected in %.1f s, all done in %.1f s\n')
 		:format(connected, fds, ROUNDS, right, connect_time, total))
 	local what = SPLIT and 'client side' or 'both ends'
+	local figures = {
+		conns = connected, rounds = ROUNDS, replies_right = right, descriptors = fds, split = SPLIT,
+		connect_s = connect_time, total_s = total,
+		rss_kib_per_conn = (rss1 - rss0) / CONNS, heap_kib_per_conn = (heap1 - heap0) / CONNS,
+	}
 	io.stdout:write(('memory per connection (%s): RSS %.2f KiB (%d -> %d KiB), Lua heap %.2f KiB (%.0f -> %.0f KiB)\n')
 		:format(what, (rss1 - rss0) / CONNS, rss0, rss1, (heap1 - heap0) / CONNS, heap0, heap1))
 	if SPLIT then
 		io.stdout:write(('memory per connection (server side, own process): RSS %.2f KiB (%d -> %d KiB), Lua heap %.2f KiB (%.0f -> %.0f KiB)\n')
 			:format((srss1 - srss0) / CONNS, srss0, srss1, (sheap1 - sheap0) / CONNS, sheap0, sheap1))
+		figures.server_rss_kib_per_conn = (srss1 - srss0) / CONNS
+		figures.server_heap_kib_per_conn = (sheap1 - sheap0) / CONNS
 		T.eq(N.send_raw(port, 'quit\n'), 'bye\n', 'the server stops when told')
 		told = true
+		N.figures('load_conns', figures)
 	else
 		srv:close()
 		-- the handlers see the clients' close and end
 		await(function() return loop.stats().registrations == 0 end, 'the server side to close', 3000, 0.01)
+		N.figures('load_conns', figures)
 	end
 end)
 T.ok(ok, tostring(err))

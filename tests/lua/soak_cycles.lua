@@ -84,6 +84,13 @@ T.run('soak', function()
 		:format(cycles, WORKERS, TIMEOUT, loop.now() - started, right, fd0, fd1, reg0, loop.stats().registrations, loop.stats().timers))
 	io.stdout:write(('RSS KiB: start %d, after %d cycles %d, end %d (%+.1f%%); Lua heap KiB: start %.0f, after %d cycles %.0f, end %.0f (%+.1f%%)\n')
 		:format(rss0, at_mark, rss_mark, rss1, 100 * rss_growth, heap0, at_mark, heap_mark, heap1, 100 * heap_growth))
+	N.figures('soak_cycles', {
+		cycles = cycles, replies_right = right, workers = WORKERS, socket_timeout_s = TIMEOUT,
+		seconds = loop.now() - started, fds_start = fd0, fds_end = fd1, regs_start = reg0,
+		regs_end = loop.stats().registrations, timer_entries = loop.stats().timers, mark = at_mark,
+		rss_mark_kib = rss_mark, rss_end_kib = rss1, rss_growth_pct = 100 * rss_growth,
+		heap_mark_kib = heap_mark, heap_end_kib = heap1, heap_growth_pct = 100 * heap_growth,
+	})
 	srv:close()
 end)
 

@@ -129,12 +129,34 @@ function N.pid()
 	return pid
 end
 
--- The resident set size of this process (or of process `pid`), in KiB (VmRSS).
-function N.rss_kib(pid)
+-- A memory figure of this process (or of process `pid`) from /proc/<pid>/status, in KiB:
+-- `field` VmRSS (resident now), VmHWM (the peak resident set).
+function N.status_kib(field, pid)
 	local f = assert(io.open('/proc/' .. (pid or 'self') .. '/status'))
-	local kib = tonumber(f:read('*a'):match('VmRSS:%s*(%d+)'))
+	local kib = tonumber(f:read('*a'):match(field .. ':%s*(%d+)'))
 	f:close()
 	return kib
+end
+
+-- The resident set size of this process (or of process `pid`), in KiB (VmRSS).
+function N.rss_kib(pid)
+	return N.status_kib('VmRSS', pid)
+end
+
+-- Prints the figures of a run as one line, `FIGURES <name> key=value ...` (keys sorted),
+-- for scripts/reliability.sh to put in docs/reliability.md. Numbers are printed with
+-- up to 4 decimals, so the script never parses a figure from prose.
+function N.figures(name, figures)
+	local keys = {}
+	for k in pairs(figures) do keys[#keys + 1] = k end
+	table.sort(keys)
+	local parts = {'FIGURES', name}
+	for _, k in ipairs(keys) do
+		local v = figures[k]
+		if type(v) == 'number' and v ~= math.floor(v) then v = ('%.4f'):format(v) end
+		parts[#parts + 1] = k .. '=' .. tostring(v)
+	end
+	io.stdout:write(table.concat(parts, ' '), '\n')
 end
 
 -- How many descriptors this process (or process `pid`) has open, optionally only those

@@ -29,8 +29,9 @@ pub fn with_lua<R>(f: impl FnOnce(&Lua) -> R) -> R {
     })
 }
 
-/// A number as Lua holds it (LuaJIT has doubles only), NaNs made one.
-fn num(v: &Value) -> Option<u64> {
+/// A number as Lua holds it (LuaJIT has doubles only), NaNs made one, and -0 made 0
+/// unless `zero_sign`.
+fn num(v: &Value, zero_sign: bool) -> Option<u64> {
     let x = match v {
         Value::Integer(i) => *i as f64,
         Value::Number(n) => *n,
@@ -38,6 +39,8 @@ fn num(v: &Value) -> Option<u64> {
     };
     Some(if x.is_nan() {
         f64::NAN.to_bits()
+    } else if x == 0.0 && !zero_sign {
+        0
     } else {
         x.to_bits()
     })
@@ -46,7 +49,18 @@ fn num(v: &Value) -> Option<u64> {
 /// Deep equality: numbers by value (sign of zero included, NaN equal to NaN), strings
 /// by bytes, tables by contents (a table key matches an equal table key of the other).
 pub fn same(a: &Value, b: &Value) -> bool {
-    if let (Some(x), Some(y)) = (num(a), num(b)) {
+    deep_equal(a, b, true)
+}
+
+/// `same`, with 0 equal to -0: for formats that do not keep the sign of zero (tango's
+/// text writes -0 as 0, as tango 0.2 does).
+pub fn same_but_zero_sign(a: &Value, b: &Value) -> bool {
+    deep_equal(a, b, false)
+}
+
+fn deep_equal(a: &Value, b: &Value, zero_sign: bool) -> bool {
+    let same = |a: &Value, b: &Value| deep_equal(a, b, zero_sign);
+    if let (Some(x), Some(y)) = (num(a, zero_sign), num(b, zero_sign)) {
         return x == y;
     }
     match (a, b) {
