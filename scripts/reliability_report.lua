@@ -136,7 +136,8 @@ do
 	local f = run_of('slowloris', 'fault_slowloris')
 	put(('| slow-loris, one byte every %s s | `FAULT_SLOW_STEP=%s` `fault_slowloris.lua` | %s fast clients: %s of %s replies right, all done %s s after the slow client started, when it had sent %s of its %s bytes; fast clients done first: %s. The slow client was dropped %s s after it started (receive timeout %s s), %s bytes sent, the server\'s partial %s bytes | %s |')
 		:format(short(f.step_s), short(f.step_s), int(f.fast_clients), int(f.fast_replies_right), int(f.fast_replies),
-			fixed(f.fast_done_s, 1), int(f.slow_sent_at_fast_done), int(f.line_bytes), tostring(f.fast_first or '?'), fixed(f.slow_dropped_s, 1),
+			fixed(f.fast_done_s, 1), int(f.slow_sent_at_fast_done), int(f.line_bytes),
+			f.fast_first == 'true' and 'yes' or f.fast_first == 'false' and '**no**' or '?', fixed(f.slow_dropped_s, 1),
 			short(f.receive_timeout_s), int(f.slow_sent_bytes), int(f.partial_bytes), result('slowloris')))
 end
 do
@@ -167,8 +168,9 @@ end
 for _, soak in ipairs{{'soak', ''}, {'soak_timeout_1', 'SOAK_SOCKET_TIMEOUT=1 '}, {'soak_no_timeout', 'SOAK_SOCKET_TIMEOUT=0 '}} do
 	local check, knob = soak[1], soak[2]
 	local f = run_of(check, 'soak_cycles')
-	put(('| soak, %s cycles | `SOAK_CYCLES=%s %sscripts/soak.sh` | %s replies right in %s s (%s clients at a time, socket timeouts %s s); descriptors %s → %s, registrations %s → %s, %s timer entries at the end. Growth since cycle %s: RSS %s → %s KiB (%s), Lua heap %s → %s KiB (%s) | %s |')
-		:format(int(f.cycles), short(f.cycles), knob, int(f.replies_right), fixed(f.seconds, 1), int(f.workers), short(f.socket_timeout_s),
+	put(('| soak, %s cycles | `SOAK_CYCLES=%s %sscripts/soak.sh` | %s replies right in %s s (%s clients at a time, %s); descriptors %s → %s, registrations %s → %s, %s timer entries at the end. Growth since cycle %s: RSS %s → %s KiB (%s), Lua heap %s → %s KiB (%s) | %s |')
+		:format(int(f.cycles), short(f.cycles), knob, int(f.replies_right), fixed(f.seconds, 1), int(f.workers),
+			f.socket_timeout_s == 0 and 'no socket timeouts' or 'socket timeouts ' .. short(f.socket_timeout_s) .. ' s',
 			int(f.fds_start), int(f.fds_end), int(f.regs_start), int(f.regs_end), int(f.timer_entries), int(f.mark),
 			int(f.rss_mark_kib), int(f.rss_end_kib), percent(f.rss_growth_pct), int(f.heap_mark_kib),
 			int(f.heap_end_kib), percent(f.heap_growth_pct), result(check)))

@@ -19,7 +19,7 @@ mod common;
 mod lua_cover;
 mod sim;
 
-use common::{same, with_lua};
+use common::{cached, same, with_lua};
 use libfuzzer_sys::fuzz_target;
 use mlua::{
     AnyUserData, Function, Lua, MultiValue, ObjectLike, Table, UserData, UserDataMethods, Value,
@@ -143,12 +143,10 @@ fuzz_target!(|data: &[u8]| {
 
 /// http_wire.lua, loaded once over a `socketloop.core` holding the parsers it uses.
 fn wire(lua: &Lua) -> Table {
-    if let Some(w) = lua
-        .named_registry_value::<Option<Table>>("fuzz wire")
-        .expect("registry")
-    {
-        return w;
-    }
+    cached(lua, "fuzz wire", || load_wire(lua))
+}
+
+fn load_wire(lua: &Lua) -> Table {
     lua_cover::install(lua);
     let core = lua.create_table().expect("table");
     http_head::register(lua, &core).expect("register");
@@ -158,14 +156,10 @@ fn wire(lua: &Lua) -> Table {
         .and_then(|p| p.get("loaded"))
         .expect("package.loaded");
     loaded.set("socketloop.core", core).expect("set");
-    let w: Table = lua
-        .load(include_str!("../../lua/socketloop/http_wire.lua"))
+    lua.load(include_str!("../../lua/socketloop/http_wire.lua"))
         .set_name("@lua/socketloop/http_wire.lua")
         .call(())
-        .expect("http_wire.lua");
-    lua.set_named_registry_value("fuzz wire", &w)
-        .expect("registry");
-    w
+        .expect("http_wire.lua")
 }
 
 /// Reads a chunked body with the real reader; returns the outcome and what the socket

@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::with_lua;
+use common::{cached, with_lua};
 use libfuzzer_sys::fuzz_target;
 use mlua::{Function, Lua, MultiValue, Table, Value};
 use socketloop::http_head::{self, parse_header_fields, parse_response_head, Parsed};
@@ -61,17 +61,11 @@ fn fields_on_bytes(lua: &Lua, data: &[u8]) {
 
 /// The Lua functions, as http_wire.lua calls them: values, or `nil, why`; never an error.
 fn core(lua: &Lua) -> Table {
-    if let Some(core) = lua
-        .named_registry_value::<Option<Table>>("fuzz core")
-        .expect("registry")
-    {
-        return core;
-    }
-    let core = lua.create_table().expect("table");
-    http_head::register(lua, &core).expect("register");
-    lua.set_named_registry_value("fuzz core", &core)
-        .expect("registry");
-    core
+    cached(lua, "fuzz core", || {
+        let core = lua.create_table().expect("table");
+        http_head::register(lua, &core).expect("register");
+        core
+    })
 }
 
 fn call(lua: &Lua, name: &str, arg: &[u8]) -> Vec<Value> {

@@ -10,9 +10,9 @@
 
 mod common;
 
-use common::{same, same_list, with_lua};
+use common::{cached, same, same_list, with_lua};
 use libfuzzer_sys::fuzz_target;
-use mlua::{Function, Lua, MultiValue, ObjectLike, Table, Value};
+use mlua::{Function, Lua, MultiValue, ObjectLike, Value};
 use socketloop::rpc_codec::{
     self, parse_header, Codec, Decoder, HEADER_LEN, KIND_CALL, KIND_RESPONSE,
 };
@@ -87,22 +87,17 @@ fn roundtrip(lua: &Lua, kind: u8, head: Result<&Value, u8>, values: &[Value], se
 
 /// The same bytes through the Lua methods: each answers values or `nil, why`.
 fn through_lua(lua: &Lua, head: &[u8], payload: &[u8]) {
-    let codec: Table = lua
-        .named_registry_value::<Option<Table>>("fuzz codec")
-        .expect("registry")
-        .unwrap_or_else(|| {
-            let core = lua.create_table().expect("table");
-            rpc_codec::register(lua, &core).expect("register");
-            let make: Function = core.get("rpc_codec").expect("rpc_codec");
-            let codec: Value = make
-                .call((MAX_PAYLOAD as f64, MAX_DEPTH as f64))
-                .expect("codec");
-            let holder = lua.create_table().expect("table");
-            holder.set("codec", codec).expect("set");
-            lua.set_named_registry_value("fuzz codec", &holder)
-                .expect("registry");
-            holder
-        });
+    let codec = cached(lua, "fuzz codec", || {
+        let core = lua.create_table().expect("table");
+        rpc_codec::register(lua, &core).expect("register");
+        let make: Function = core.get("rpc_codec").expect("rpc_codec");
+        let codec: Value = make
+            .call((MAX_PAYLOAD as f64, MAX_DEPTH as f64))
+            .expect("codec");
+        let holder = lua.create_table().expect("table");
+        holder.set("codec", codec).expect("set");
+        holder
+    });
     let codec: mlua::AnyUserData = codec.get("codec").expect("codec");
     let head = lua.create_string(head).expect("string");
     let payload = lua.create_string(payload).expect("string");

@@ -15,7 +15,7 @@
 mod common;
 mod lua_cover;
 
-use common::{same, same_but_zero_sign, with_lua};
+use common::{cached, same, same_but_zero_sign, with_lua};
 use libfuzzer_sys::fuzz_target;
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
@@ -76,26 +76,18 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn harness(lua: &Lua) -> Table {
-    if let Some(h) = lua
-        .named_registry_value::<Option<Table>>("fuzz tango")
-        .expect("registry")
-    {
-        return h;
-    }
-    lua_cover::install(lua);
-    let module = lua
-        .load(include_str!("../../lua/socketloop/tango_text.lua"))
-        .set_name("@lua/socketloop/tango_text.lua")
-        .into_function()
-        .expect("tango_text.lua compiles");
-    let h: Table = lua
-        .load(HARNESS)
-        .set_name("=fuzz harness")
-        .call(module)
-        .expect("harness");
-    lua.set_named_registry_value("fuzz tango", &h)
-        .expect("registry");
-    h
+    cached(lua, "fuzz tango", || {
+        lua_cover::install(lua);
+        let module = lua
+            .load(include_str!("../../lua/socketloop/tango_text.lua"))
+            .set_name("@lua/socketloop/tango_text.lua")
+            .into_function()
+            .expect("tango_text.lua compiles");
+        lua.load(HARNESS)
+            .set_name("=fuzz harness")
+            .call(module)
+            .expect("harness")
+    })
 }
 
 fn call(h: &Table, name: &str, arg: impl mlua::IntoLuaMulti) -> Vec<Value> {

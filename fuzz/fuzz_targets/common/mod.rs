@@ -2,7 +2,7 @@
 //! and deep equality of Lua values as Lua code sees them.
 #![allow(dead_code)] // not every target uses every helper
 
-use mlua::{Lua, Value};
+use mlua::{Lua, Table, Value};
 
 // The main crate builds LuaJIT (build.rs) and adds its directory to the link search
 // path; mlua's "module" feature links no Lua, so the targets link it here.
@@ -27,6 +27,20 @@ pub fn with_lua<R>(f: impl FnOnce(&Lua) -> R) -> R {
         });
         r
     })
+}
+
+/// The table stored in the Lua registry under `name`, made by `make` on first use: what
+/// a target builds once (modules loaded, harnesses) lives as long as the Lua state.
+pub fn cached(lua: &Lua, name: &str, make: impl FnOnce() -> Table) -> Table {
+    if let Some(t) = lua
+        .named_registry_value::<Option<Table>>(name)
+        .expect("registry")
+    {
+        return t;
+    }
+    let t = make();
+    lua.set_named_registry_value(name, &t).expect("registry");
+    t
 }
 
 /// A number as Lua holds it (LuaJIT has doubles only), NaNs made one, and -0 made 0
