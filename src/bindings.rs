@@ -106,6 +106,7 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
     )?;
     crate::http_head::register(lua, &core)?;
     crate::rpc_codec::register(lua, &core)?;
+    crate::tango_text::register(lua, &core)?;
     Ok(core)
 }
 

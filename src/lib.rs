@@ -9,6 +9,7 @@
 //! - [`sockopt`]: socket options; [`resolve`]: addresses; [`errors`]: error messages;
 //! - [`watch`]: registrations for foreign descriptors (wrapped LuaSocket objects);
 //! - [`blocking`]: waiting outside the loop; [`signals`]: SIGINT/SIGTERM for the runner;
+//! - [`tango_text`]: tango's text parser; [`rpc_codec`]: the rpc codec; [`http_head`]: HTTP heads;
 //! - [`bindings`]: the Rust functions the Lua layer calls; [`embedded`]: the Lua layer
 //!   (`lua/`), compiled into the binary. The scheduler of Lua threads is
 //!   `lua/socketloop/scheduler.lua`; the runner is `src/bin/socketloop/main.rs`.
@@ -25,6 +26,7 @@ pub mod resolve;
 pub mod rpc_codec;
 pub mod signals;
 pub mod sockopt;
+pub mod tango_text;
 pub mod tcp;
 pub mod tcp_lua;
 pub mod timers;

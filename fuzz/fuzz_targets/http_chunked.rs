@@ -19,7 +19,7 @@ mod common;
 mod lua_cover;
 mod sim;
 
-use common::{cached, same, with_lua};
+use common::{cached, install_core, same, with_lua};
 use libfuzzer_sys::fuzz_target;
 use mlua::{
     AnyUserData, Function, Lua, MultiValue, ObjectLike, Table, UserData, UserDataMethods, Value,
@@ -148,14 +148,7 @@ fn wire(lua: &Lua) -> Table {
 
 fn load_wire(lua: &Lua) -> Table {
     lua_cover::install(lua);
-    let core = lua.create_table().expect("table");
-    http_head::register(lua, &core).expect("register");
-    let loaded: Table = lua
-        .globals()
-        .get::<Table>("package")
-        .and_then(|p| p.get("loaded"))
-        .expect("package.loaded");
-    loaded.set("socketloop.core", core).expect("set");
+    install_core(lua, http_head::register);
     lua.load(include_str!("../../lua/socketloop/http_wire.lua"))
         .set_name("@lua/socketloop/http_wire.lua")
         .call(())

@@ -46,6 +46,19 @@ for _, text in ipairs{'1E9254740992', '-1e9999999999', '{900719E9254740992}', '2
 	T.eq(loadstring('return ' .. text), nil, 'Lua refuses ' .. text .. ' too')
 end
 T.eq(unserialize('1e99999'), 1 / 0, 'a 5-digit exponent overflows to inf, as in Lua')
+-- Found by the libFuzzer target tango_text: a reserved word was taken as a key name.
+for _, text in ipairs{'{1,nil=0/0}', '{true=1}', '{x=1,end=2}', '{while=3}'} do
+	T.raises('cannot parse byte', unserialize, text)
+	T.eq(loadstring('return ' .. text), nil, 'Lua refuses ' .. text .. ' too')
+end
+T.eq(unserialize('{goto=3}').goto, 3, "'goto' is a name to LuaJIT")
+-- Found by the libFuzzer target tango_text: a CR inside a long string was kept as it
+-- was, where Lua's lexer reads every line break (CR LF, LF CR, CR, LF) as one LF.
+for _, text in ipairs{'[==[l\255\r o\rng\n]] string]==]', '[[a\r\nb\n\rc\r\rd\n\ne]]', '[[\r\nx]]',
+		'{[[\rx\r]]}'} do
+	T.eq(serialize(unserialize(text)), serialize(loadstring('return ' .. text)()),
+		'long string line breaks as Lua reads them: ' .. ('%q'):format(text))
+end
 
 -- A small deterministic generator (LCG), independent of math.random's implementation.
 local state = seed

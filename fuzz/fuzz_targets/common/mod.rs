@@ -98,3 +98,16 @@ fn deep_equal(a: &Value, b: &Value, zero_sign: bool) -> bool {
 pub fn same_list(a: &[Value], b: &[Value]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same(x, y))
 }
+
+/// Makes a `socketloop.core` table (filled by `register`) what `require'socketloop.core'`
+/// returns, for the Lua modules a target loads.
+pub fn install_core(lua: &Lua, register: impl FnOnce(&Lua, &mlua::Table) -> mlua::Result<()>) {
+    let core = lua.create_table().expect("table");
+    register(lua, &core).expect("register");
+    let loaded: mlua::Table = lua
+        .globals()
+        .get::<mlua::Table>("package")
+        .and_then(|p| p.get("loaded"))
+        .expect("package.loaded");
+    loaded.set("socketloop.core", core).expect("set");
+}
