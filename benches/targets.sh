@@ -10,6 +10,9 @@
 #                                                                   and above socket.http
 #   timers  100,000 sleepers (benches/timers.lua)                   p99 lateness < 2 ms,
 #                                                                   0 out of order
+# and, for the servers alone, the Rust load generator (benches/loadgen --mode rpc|http)
+# against the rpc bench server and examples/http_server.lua: requests/s and the server's
+# CPU per request (no goal: the issue's goals are for our clients and servers together).
 #
 #   benches/targets.sh                   # REPS=3, SECONDS_PER_RUN=3
 #   REPS=1 SECONDS_PER_RUN=2 benches/targets.sh
@@ -28,6 +31,7 @@ SECS=${SECONDS_PER_RUN:-3}
 OUT=${OUT:-$(mktemp -d)}
 bin=target/release/socketloop
 cargo build --release -q || exit 1
+(cd benches/loadgen && cargo build --release -q) || exit 1
 
 free_port() {
   "$bin" -e "local l = require'socketloop' local s = l.tcp('127.0.0.1', 0) print((select(2, s:getsockname()))) s:close()"
@@ -54,6 +58,33 @@ rpc_run() {
   wait "$pid" 2>/dev/null
 }
 
+# lg_run MODE SERVER-COMMAND...: the server pinned to CPU 0 on a free port (PORT in the
+# command), benches/loadgen on CPU 1; prints "per_s server_us_per_req".
+LG=benches/loadgen/target/release/loadgen
+lg_run() {
+  local mode=$1 port pid res; shift
+  port=$(free_port)
+  taskset -c 0 "${@//PORT/$port}" >/dev/null 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do
+    "$bin" -e "local l = require'socketloop' os.exit(l.connect('127.0.0.1', $port) and 0 or 1)" 2>/dev/null && break
+    sleep 0.05
+  done
+  if [ "$mode" = rpc ]; then
+    res=$(taskset -c 1 "$LG" --mode rpc --port "$port" --server-pid "$pid" --conns 1 --inflight 100 \
+      --msgs $((SECS * 100000)) --timeout $((SECS * 10)))
+  else
+    res=$(taskset -c 1 "$LG" --mode http --port "$port" --server-pid "$pid" --conns 50 --path /bench \
+      --msgs $((SECS * 1000)) --timeout $((SECS * 10)))
+  fi
+  kill "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  case $res in
+    *status=ok*) echo "$res" | sed -n 's/.* per_s=\([0-9]*\) server_us_per_req=\([0-9.]*\).*/\1 \2/p' ;;
+    *) echo "- -" ;;
+  esac
+}
+
 median() { sort -n | awk '{v[NR]=$1} END {if (NR==0) print "-"; else print v[int((NR+1)/2)]}'; }
 
 : >"$OUT/targets.txt"
@@ -67,6 +98,10 @@ for rep in $(seq "$REPS"); do
   echo "luasocket_http $(rate 'LuaSocket socket.http')" >>"$OUT/targets.txt"
   timeout 300 "$bin" benches/timers.lua 100000 >"$OUT/timers.$rep.txt" 2>&1
   echo "timers_p99 $(sed -n 's/.*p99 \([0-9.]*\).*/\1/p' "$OUT/timers.$rep.txt")" >>"$OUT/targets.txt"
+  set -- $(lg_run rpc "$bin" benches/rpc_bench.lua server rpc PORT)
+  echo "lg_rpc $1" >>"$OUT/targets.txt"; echo "lg_rpc_us $2" >>"$OUT/targets.txt"
+  set -- $(lg_run http "$bin" examples/http_server.lua 127.0.0.1 PORT)
+  echo "lg_http $1" >>"$OUT/targets.txt"; echo "lg_http_us $2" >>"$OUT/targets.txt"
   echo "timers_disorder $(sed -n 's/.*out of deadline order: \([0-9]*\).*/\1/p' "$OUT/timers.$rep.txt")" >>"$OUT/targets.txt"
 done
 
@@ -84,6 +119,8 @@ echo "| tango, 1 caller, sequential, one core | $t1 calls/s | >= 30,000 | $(verd
 echo "| tango, 100 connections, total, pinned | $t100 calls/s | >= 90,000 (3 x 30,000) | $(verdict "$t100" '>=' 90000) |"
 echo "| http, 10,000 GETs, 50 threads | $http req/s | >= 20,000 | $(verdict "$http" '>=' 20000) |"
 echo "| socket.http, same GETs, sequential | $ls req/s | below socketloop.http | $(verdict "$ls" '<' "${http/-/0}") |"
+echo "| rpc server under benches/loadgen (100 calls in flight, 1 connection) | $(get lg_rpc) calls/s, $(get lg_rpc_us) us CPU/call | (server side alone) | |"
+echo "| http server (examples/http_server.lua) under benches/loadgen (50 connections) | $(get lg_http) req/s, $(get lg_http_us) us CPU/req | (server side alone) | |"
 echo "| timers, 100,000 sleepers, p99 lateness | $p99 ms | < 2 ms | $(verdict "$p99" '<' 2) |"
 echo "| timers, woken out of deadline order | $dis | 0 | $(verdict "$dis" '<' 1) |"
 echo

@@ -1,4 +1,5 @@
-//! loadgen: the line-echo load generator of socketloop's benchmark harness.
+//! loadgen: the load generator of socketloop's benchmark harness: line echo (this file),
+//! and rpc and http requests (`requests.rs`).
 //!
 //! One thread, mio (epoll, edge-triggered), loopback targets only. Every
 //! connection keeps exactly one request line in flight; every reply is checked
@@ -16,6 +17,8 @@
 //! The server's CPU time comes from /proc/<pid>/stat (utime+stime, clock ticks)
 //! and, with nanosecond resolution, from /proc/<pid>/task/*/schedstat.
 
+mod requests;
+
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use std::io::{ErrorKind, Read, Write};
@@ -32,13 +35,19 @@ struct Opts {
     hold: f64,
     timeout: f64,
     server_pid: u32,
+    mode: String,
+    inflight: usize,
+    path: String,
 }
 
-const USAGE: &str = "usage: loadgen --port P [--conns N=1] [--msgs M=1000] [--size BYTES=32] [--warmup K=1]
+const USAGE: &str =
+    "usage: loadgen --port P [--conns N=1] [--msgs M=1000] [--size BYTES=32] [--warmup K=1]
                [--window W=200] [--hold SECONDS=0] [--timeout SECONDS=60] [--server-pid PID]
 Line echo against 127.0.0.1:P. --msgs is per connection (0: no timed phase);
 K untimed echoes per connection come first (the first one proves the connection is served).
---hold S: idle mode, hold all connections S seconds, sample the server's RSS, echo once more.";
+--hold S: idle mode, hold all connections S seconds, sample the server's RSS, echo once more.
+--mode rpc|http [--inflight K=1] [--path /bench]: request mode (src/requests.rs): --msgs
+answers per connection, K rpc calls in flight per connection (http: 1), every answer checked.";
 
 fn die(msg: &str) -> ! {
     eprintln!("loadgen: {msg}\n{USAGE}");
@@ -46,11 +55,25 @@ fn die(msg: &str) -> ! {
 }
 
 fn num<T: std::str::FromStr>(k: &str, v: &str) -> T {
-    v.parse().unwrap_or_else(|_| die(&format!("bad value for {k}: {v}")))
+    v.parse()
+        .unwrap_or_else(|_| die(&format!("bad value for {k}: {v}")))
 }
 
 fn opts() -> Opts {
-    let mut o = Opts { port: 0, conns: 1, msgs: 1000, warmup: 1, size: 32, window: 200, hold: 0.0, timeout: 60.0, server_pid: 0 };
+    let mut o = Opts {
+        port: 0,
+        conns: 1,
+        msgs: 1000,
+        warmup: 1,
+        size: 32,
+        window: 200,
+        hold: 0.0,
+        timeout: 60.0,
+        server_pid: 0,
+        mode: "echo".to_string(),
+        inflight: 1,
+        path: "/bench".to_string(),
+    };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     while let Some(k) = it.next() {
@@ -58,7 +81,9 @@ fn opts() -> Opts {
             println!("{USAGE}");
             std::process::exit(0);
         }
-        let v = it.next().unwrap_or_else(|| die(&format!("{k} needs a value")));
+        let v = it
+            .next()
+            .unwrap_or_else(|| die(&format!("{k} needs a value")));
         match k.as_str() {
             "--port" => o.port = num(k, v),
             "--conns" => o.conns = num(k, v),
@@ -69,16 +94,28 @@ fn opts() -> Opts {
             "--hold" => o.hold = num(k, v),
             "--timeout" => o.timeout = num(k, v),
             "--server-pid" => o.server_pid = num(k, v),
+            "--mode" if ["echo", "rpc", "http"].contains(&v.as_str()) => o.mode = v.clone(),
+            "--inflight" => o.inflight = num(k, v),
+            "--path" => o.path = v.clone(),
             // The target is always 127.0.0.1; a --host other than loopback is refused.
             "--host" => {
-                if v.parse::<Ipv4Addr>().map(|a| !a.is_loopback()).unwrap_or(true) {
+                if v.parse::<Ipv4Addr>()
+                    .map(|a| !a.is_loopback())
+                    .unwrap_or(true)
+                {
                     die("only 127.0.0.1 (loopback) targets are allowed")
                 }
             }
             _ => die(&format!("unknown option {k}")),
         }
     }
-    if o.port == 0 || o.conns == 0 || o.window == 0 || o.warmup == 0 || o.size < 2 || o.timeout <= 0.0 {
+    if o.port == 0
+        || o.conns == 0
+        || o.window == 0
+        || o.warmup == 0
+        || o.size < 2
+        || o.timeout <= 0.0
+    {
         die("need --port, and positive --conns, --window, --warmup, --timeout, --size >= 2");
     }
     o
@@ -143,14 +180,19 @@ impl Gen {
         }
         self.failed += 1;
         if self.errors.len() < 4 {
-            self.errors.push(format!("conn {i} in {:?}: {why}", self.phase));
+            self.errors
+                .push(format!("conn {i} in {:?}: {why}", self.phase));
         }
     }
 
     fn open(&mut self) -> std::io::Result<()> {
         let i = self.conns.len();
         let mut sock = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], self.o.port)))?;
-        self.poll.registry().register(&mut sock, Token(i), Interest::READABLE | Interest::WRITABLE)?;
+        self.poll.registry().register(
+            &mut sock,
+            Token(i),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
         self.conns.push(Conn {
             sock,
             connected: false,
@@ -258,7 +300,13 @@ impl Gen {
             let bad = (0..n).find(|&k| self.scratch[k] != expected(id, seq, rpos + k, size));
             if let Some(k) = bad {
                 let (got, want) = (self.scratch[k], expected(id, seq, rpos + k, size));
-                return self.fail(i, format!("wrong echo: byte {} is {got:#04x}, sent {want:#04x}", rpos + k));
+                return self.fail(
+                    i,
+                    format!(
+                        "wrong echo: byte {} is {got:#04x}, sent {want:#04x}",
+                        rpos + k
+                    ),
+                );
             }
             self.conns[i].rpos += n;
             let c = &mut self.conns[i];
@@ -319,7 +367,14 @@ fn rss_kb(pid: u32) -> Option<u64> {
 /// Busy and total clock ticks of the whole machine, from /proc/stat.
 fn machine_ticks() -> (u64, u64) {
     let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let v: Vec<u64> = s.lines().next().unwrap_or("").split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let v: Vec<u64> = s
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     let g = |k: usize| v.get(k).copied().unwrap_or(0);
     let total: u64 = (0..8).map(g).sum();
     (total - g(3) - g(4), total) // minus idle and iowait
@@ -339,8 +394,16 @@ fn sample(server_pid: u32) -> Sample {
     Sample {
         t: Some(Instant::now()),
         own_ticks: stat_ticks("self").unwrap_or(0),
-        srv_ticks: if server_pid != 0 { stat_ticks(&pid).unwrap_or(0) } else { 0 },
-        srv_ns: if server_pid != 0 { schedstat_ns(server_pid).unwrap_or(0) } else { 0 },
+        srv_ticks: if server_pid != 0 {
+            stat_ticks(&pid).unwrap_or(0)
+        } else {
+            0
+        },
+        srv_ns: if server_pid != 0 {
+            schedstat_ns(server_pid).unwrap_or(0)
+        } else {
+            0
+        },
         machine_busy: machine_ticks().0,
     }
 }
@@ -366,10 +429,26 @@ fn percentile_us(sorted: &[u64], p: f64) -> f64 {
 fn main() {
     raise_nofile();
     let o = opts();
+    if o.mode != "echo" {
+        let p = requests::Params {
+            port: o.port,
+            conns: o.conns,
+            msgs: o.msgs as u64,
+            inflight: o.inflight,
+            timeout: o.timeout,
+            server_pid: o.server_pid,
+            path: o.path.clone(),
+        };
+        std::process::exit(if requests::run(&o.mode, &p) { 0 } else { 1 });
+    }
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(o.timeout);
     let idle_mode = o.hold > 0.0;
-    let rss_before = if idle_mode { rss_kb(o.server_pid) } else { None };
+    let rss_before = if idle_mode {
+        rss_kb(o.server_pid)
+    } else {
+        None
+    };
     let mut g = Gen {
         poll: Poll::new().expect("epoll"),
         conns: Vec::with_capacity(o.conns),
@@ -377,7 +456,11 @@ fn main() {
         busy: 0,
         failed: 0,
         errors: Vec::new(),
-        lat: Vec::with_capacity(if idle_mode { 0 } else { o.conns * o.msgs as usize }),
+        lat: Vec::with_capacity(if idle_mode {
+            0
+        } else {
+            o.conns * o.msgs as usize
+        }),
         req: vec![0; o.size],
         scratch: vec![0; 64 * 1024],
         o,
@@ -474,7 +557,9 @@ fn main() {
     if status == "ok" && (g.failed > 0 || open_error.is_some()) {
         status = "errors";
     }
-    report(&g, status, &s0, &s1, warm_s, warmed, idle_mode, held, verified, rss_before, rss_held);
+    report(
+        &g, status, &s0, &s1, warm_s, warmed, idle_mode, held, verified, rss_before, rss_held,
+    );
     if let Some(e) = open_error {
         eprintln!("loadgen: {e}");
     }
@@ -514,7 +599,11 @@ fn report(
         lat.sort_unstable();
         let srv_ticks_s = (s1.srv_ticks - s0.srv_ticks) as f64 / hz;
         // schedstat (ns) when the kernel has it, else clock ticks
-        let srv_s = if s1.srv_ns > s0.srv_ns { (s1.srv_ns - s0.srv_ns) as f64 / 1e9 } else { srv_ticks_s };
+        let srv_s = if s1.srv_ns > s0.srv_ns {
+            (s1.srv_ns - s0.srv_ns) as f64 / 1e9
+        } else {
+            srv_ticks_s
+        };
         let own_s = (s1.own_ticks - s0.own_ticks) as f64 / hz;
         let busy_s = (s1.machine_busy - s0.machine_busy) as f64 / hz;
         out += &format!(
@@ -535,7 +624,10 @@ fn report(
         if let (Some(a), Some(b)) = (rss_before, rss_held) {
             out += &format!(" rss_before_kb={a} rss_held_kb={b}");
             if held > 0 {
-                out += &format!(" bytes_per_conn={:.0}", (b as f64 - a as f64) * 1024.0 / held as f64);
+                out += &format!(
+                    " bytes_per_conn={:.0}",
+                    (b as f64 - a as f64) * 1024.0 / held as f64
+                );
             }
         }
     }
