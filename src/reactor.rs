@@ -400,6 +400,32 @@ mod tests {
     }
 
     #[test]
+    fn write_keys_only_after_a_refused_write() {
+        let mut r = Reactor::new().unwrap();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let token = r.add_source();
+        r.attach(token, a.as_raw_fd(), WriteReports::AfterBlocked)
+            .unwrap();
+        assert!(
+            poll_now(&mut r).ready.is_empty(),
+            "writable, but nobody was refused"
+        );
+        b.write_all(b"x").unwrap();
+        assert_eq!(poll_now(&mut r).ready, vec![join_key(token, READ)]);
+        r.mark_unwritable(token);
+        b.write_all(b"y").unwrap(); // a new edge, writable too
+        let after = poll_now(&mut r).ready;
+        assert!(after.contains(&join_key(token, WRITE)), "{after:?}");
+        b.write_all(b"z").unwrap();
+        assert_eq!(
+            poll_now(&mut r).ready,
+            vec![join_key(token, READ)],
+            "once only"
+        );
+    }
+
+    #[test]
     fn socket_timer_fires_only_while_the_wait_is_on() {
         let mut r = Reactor::new().unwrap();
         let token = r.add_source();
