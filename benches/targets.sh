@@ -37,6 +37,22 @@ free_port() {
   "$bin" -e "local l = require'socketloop' local s = l.tcp('127.0.0.1', 0) print((select(2, s:getsockname()))) s:close()"
 }
 
+# start_server COMMAND...: runs COMMAND in the background on a free port (PORT in the
+# command is replaced) and waits until it accepts; sets $port and $pid. stop_server ends it.
+start_server() {
+  port=$(free_port)
+  "${@//PORT/$port}" >/dev/null 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do
+    "$bin" -e "local l = require'socketloop' os.exit(l.connect('127.0.0.1', $port) and 0 or 1)" 2>/dev/null && break
+    sleep 0.05
+  done
+}
+stop_server() {
+  kill "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+}
+
 # rpc_run MODULE CALLERS CONNECTIONS PIN: prints calls/s. PIN: "apart" (server on CPU 0,
 # client on CPU 1), "together" (both on CPU 0), "none".
 rpc_run() {
@@ -45,17 +61,10 @@ rpc_run() {
     apart) srv=(taskset -c 0); cli=(taskset -c 1) ;;
     together) srv=(taskset -c 0); cli=(taskset -c 0) ;;
   esac
-  port=$(free_port)
-  "${srv[@]}" "$bin" benches/rpc_bench.lua server "$module" "$port" &
-  pid=$!
-  for _ in $(seq 100); do
-    "$bin" -e "local l = require'socketloop' os.exit(l.connect('127.0.0.1', $port) and 0 or 1)" 2>/dev/null && break
-    sleep 0.05
-  done
+  start_server "${srv[@]}" "$bin" benches/rpc_bench.lua server "$module" PORT
   timeout $((SECS + 60)) "${cli[@]}" "$bin" benches/rpc_bench.lua client "$module" "$port" "$callers" "$conns" "$SECS" \
     | sed -n 's/.*: \([0-9]*\) calls\/s$/\1/p'
-  kill "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
+  stop_server
 }
 
 # lg_run MODE SERVER-COMMAND...: the server pinned to CPU 0 on a free port (PORT in the
@@ -63,13 +72,7 @@ rpc_run() {
 LG=benches/loadgen/target/release/loadgen
 lg_run() {
   local mode=$1 port pid res; shift
-  port=$(free_port)
-  taskset -c 0 "${@//PORT/$port}" >/dev/null 2>&1 &
-  pid=$!
-  for _ in $(seq 100); do
-    "$bin" -e "local l = require'socketloop' os.exit(l.connect('127.0.0.1', $port) and 0 or 1)" 2>/dev/null && break
-    sleep 0.05
-  done
+  start_server taskset -c 0 "$@"
   if [ "$mode" = rpc ]; then
     res=$(taskset -c 1 "$LG" --mode rpc --port "$port" --server-pid "$pid" --conns 1 --inflight 100 \
       --msgs $((SECS * 100000)) --timeout $((SECS * 10)))
@@ -77,8 +80,7 @@ lg_run() {
     res=$(taskset -c 1 "$LG" --mode http --port "$port" --server-pid "$pid" --conns 50 --path /bench \
       --msgs $((SECS * 1000)) --timeout $((SECS * 10)))
   fi
-  kill "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null
+  stop_server
   case $res in
     *status=ok*) echo "$res" | sed -n 's/.* per_s=\([0-9]*\) server_us_per_req=\([0-9.]*\).*/\1 \2/p' ;;
     *) echo "- -" ;;

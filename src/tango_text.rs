@@ -134,9 +134,12 @@ impl<'s> Parser<'_, 's> {
     }
 
     fn skip(&mut self) {
-        while self.at(self.pos).is_some_and(is_space) {
-            self.pos += 1;
-        }
+        self.pos = self.after_spaces(self.pos);
+    }
+
+    /// Where the run of spaces from `i` ends.
+    fn after_spaces(&self, i: usize) -> usize {
+        i + self.run(i, is_space).len()
     }
 
     /// The run of `pred` bytes from `i`.
@@ -219,21 +222,22 @@ impl<'s> Parser<'_, 's> {
                 self.pos += 1;
                 return Ok(());
             }
-            if let Some(key_end) = self.named_key() {
-                let name_len = self.name_at(self.pos).len();
-                self.st.push_bytes(&self.s[self.pos..self.pos + name_len]);
-                self.pos = key_end;
+            if let Some((name, value_at)) = self.named_key() {
+                self.st.push_bytes(name);
+                self.pos = value_at;
                 self.value(depth as u32)?;
             } else if c == Some(b'[') && !self.long_bracket_at(self.pos) {
                 self.pos += 1;
                 self.value(depth as u32)?;
                 self.skip();
-                if self.at(self.pos) != Some(b']') || !self.equals_after(self.pos + 1) {
+                let value_at = match self.at(self.pos) {
+                    Some(b']') => self.after_equals(self.pos + 1),
+                    _ => None,
+                };
+                let Some(value_at) = value_at else {
                     return self.fail(self.near());
-                }
-                self.pos = self
-                    .find_byte(b'=', self.pos)
-                    .map_or(self.s.len(), |i| i + 1);
+                };
+                self.pos = value_at;
                 // SAFETY: the key is at -1.
                 let key_type = unsafe { ffi::lua_type(self.st.state(), -1) };
                 if key_type == ffi::LUA_TNIL {
@@ -259,46 +263,27 @@ impl<'s> Parser<'_, 's> {
         }
     }
 
-    /// `name = v` (not `==`) at the current position: where the value starts. A reserved
-    /// word is no name (`{nil=1}` is not Lua).
-    fn named_key(&self) -> Option<usize> {
+    /// `name = v` (not `==`) at the current position: the name, and where the value
+    /// starts. A reserved word is no name (`{nil=1}` is not Lua).
+    fn named_key(&self) -> Option<(&'s [u8], usize)> {
         let name = self.name_at(self.pos);
         if name.is_empty() || RESERVED.contains(&name) {
             return None;
         }
-        let mut i = self.pos + name.len();
-        while self.at(i).is_some_and(is_space) {
-            i += 1;
-        }
-        if self.at(i) != Some(b'=') {
-            return None;
-        }
-        match self.at(i + 1) {
-            Some(b) if b != b'=' => Some(i + 1),
-            _ => None,
-        }
+        let value_at = self.after_equals(self.pos + name.len())?;
+        (self.at(value_at)? != b'=').then_some((name, value_at))
     }
 
-    /// Whether `^%]%s*=` matches at `i - 1` (the `]` checked by the caller).
-    fn equals_after(&self, mut i: usize) -> bool {
-        while self.at(i).is_some_and(is_space) {
-            i += 1;
-        }
-        self.at(i) == Some(b'=')
+    /// Spaces then `=` from `i`: where what follows the `=` starts.
+    fn after_equals(&self, i: usize) -> Option<usize> {
+        let i = self.after_spaces(i);
+        (self.at(i) == Some(b'=')).then_some(i + 1)
     }
 
     /// `[[` or `[=...=[` at `i`: a long string, not a `[key]`.
     fn long_bracket_at(&self, i: usize) -> bool {
         let eqs = self.run(i + 1, |b| b == b'=').len();
         self.at(i) == Some(b'[') && self.at(i + 1 + eqs) == Some(b'[')
-    }
-
-    fn find_byte(&self, b: u8, from: usize) -> Option<usize> {
-        self.s
-            .get(from..)?
-            .iter()
-            .position(|&x| x == b)
-            .map(|i| from + i)
     }
 
     fn short_string(&mut self, quote: u8) -> Parsed {
@@ -381,13 +366,7 @@ impl<'s> Parser<'_, 's> {
                 out.push(h * 16 + l);
                 Ok(j + 4)
             }
-            Some(b'z') => {
-                let mut i = j + 2;
-                while self.at(i).is_some_and(is_space) {
-                    i += 1;
-                }
-                Ok(i)
-            }
+            Some(b'z') => Ok(self.after_spaces(j + 2)),
             Some(b'u') => {
                 let hex = self.run(j + 3, |b| b.is_ascii_hexdigit());
                 let closed = self.at(j + 2) == Some(b'{')
