@@ -177,7 +177,7 @@ pub fn find_in(
     match pattern {
         Pattern::Line => {
             let from = (*scanned).min(bytes.len());
-            match bytes[from..].iter().position(|&b| b == b'\n') {
+            match memchr::memchr(b'\n', &bytes[from..]) {
                 Some(i) => Some((from + i, from + i + 1)),
                 None => {
                     *scanned = bytes.len();
@@ -192,16 +192,18 @@ pub fn find_in(
 
 /// Appends a matched region to `out` as the pattern returns it: lines lose every CR.
 pub fn append_match(out: &mut Vec<u8>, matched: &[u8], pattern: Pattern) {
-    if pattern == Pattern::Line {
-        out.extend(matched.iter().copied().filter(|&b| b != b'\r'));
-    } else {
+    if is_verbatim(matched, pattern) {
         out.extend_from_slice(matched);
+    } else {
+        for piece in matched.split(|&b| b == b'\r') {
+            out.extend_from_slice(piece);
+        }
     }
 }
 
 /// True when a matched region can be handed out as it is (no CR to drop).
 pub fn is_verbatim(matched: &[u8], pattern: Pattern) -> bool {
-    pattern != Pattern::Line || !matched.contains(&b'\r')
+    pattern != Pattern::Line || memchr::memchr(b'\r', matched).is_none()
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! - [`reactor`]: the poll loop (mio), registrations and wait keys;
 //! - [`timers`]: the timer heap and the loop clock;
 //! - [`tcp`]: TCP sockets with LuaSocket's methods (`receive('*l')` is there), and
-//!   [`tcp_lua`] their Lua face, on [`luastack`] (the Lua stack, read in place);
+//!   [`tcp_lua`] their Lua face, on [`luastack`] (the Lua stack, read in place), with
+//!   [`tcp_ffi`] the fast path of `receive` and `send` for LuaJIT's FFI;
 //! - [`buffer`]: the receive buffer and patterns;
 //! - [`sockopt`]: socket options; [`resolve`]: addresses; [`errors`]: error messages;
 //! - [`watch`]: registrations for foreign descriptors (wrapped LuaSocket objects);
@@ -28,6 +29,7 @@ pub mod signals;
 pub mod sockopt;
 pub mod tango_text;
 pub mod tcp;
+pub mod tcp_ffi;
 pub mod tcp_lua;
 pub mod timers;
 pub mod watch;

@@ -44,6 +44,9 @@ struct Source {
     writes: WriteReports,
     /// The owner found the kernel refusing output since the last write key reported.
     write_blocked: bool,
+    /// Address of the socket userdata that owns the token (null if none): how the FFI
+    /// fast path (`tcp_ffi.rs`) checks the socket it is handed.
+    owner: usize,
 }
 
 /// Which writable events of a registration are reported as its write key.
@@ -122,6 +125,22 @@ impl Reactor {
         self.sources.insert(Source::default())
     }
 
+    /// Records `owner` (a userdata address) as the owner of `token`; see [`Reactor::owner`].
+    pub fn set_owner(&mut self, token: usize, owner: usize) {
+        if let Some(source) = self.sources.get_mut(token) {
+            source.owner = owner;
+        }
+    }
+
+    /// The owner recorded for a live `token`, if any: a retired token has none, so a
+    /// stale token cannot lead to a newer socket.
+    pub fn owner(&self, token: usize) -> Option<usize> {
+        match self.sources.get(token) {
+            Some(s) if !s.retired && s.owner != 0 => Some(s.owner),
+            _ => None,
+        }
+    }
+
     /// Registers `fd` under `token` for both directions, edge-triggered.
     pub fn attach(&mut self, token: usize, fd: RawFd, writes: WriteReports) -> io::Result<()> {
         let Some(source) = self.sources.get_mut(token) else {
@@ -157,6 +176,7 @@ impl Reactor {
         if let Some(source) = self.sources.get_mut(token) {
             if !source.retired {
                 source.retired = true;
+                source.owner = 0;
                 self.retired.push(token);
                 for slot in &mut source.slots {
                     if slot.armed.take().is_some() {

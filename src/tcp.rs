@@ -16,6 +16,7 @@ use crate::resolve::{resolve, Family};
 use crate::sockopt::{self, OptValue, SockOpt};
 use crate::tcp_lua;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::ffi::c_int;
 use std::io;
@@ -34,6 +35,53 @@ const SCRATCH_SIZE: usize = 64 * 1024;
 thread_local! {
     /// Where every receive reads first; only leftovers are copied into a socket's buffer.
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; SCRATCH_SIZE]);
+}
+
+/// Where a receive's outcome goes: onto the Lua stack (the `receive` method) or into
+/// the result of the FFI fast path ([`crate::tcp_ffi`]).
+pub trait Deliver {
+    /// What the receive returns.
+    type Out;
+    /// A complete match: `prefix`, then `matched` as the pattern hands it out (a line
+    /// loses its CRs).
+    fn matched(&mut self, prefix: &[u8], matched: &[u8], pattern: Pattern) -> Self::Out;
+    /// Failure with `err`; `partial` is the prefix and what had been received.
+    fn failed(&mut self, err: &str, partial: &[u8]) -> Self::Out;
+    /// Nothing to read until the reactor reports readiness (`'wantread'`).
+    fn would_block(&mut self) -> Self::Out;
+    /// A call the socket cannot serve in its state (`fname` is the method).
+    fn misuse(&mut self, fname: &str, why: &str) -> Self::Out;
+}
+
+impl Deliver for &Stack<'_> {
+    type Out = Ret;
+
+    fn matched(&mut self, prefix: &[u8], matched: &[u8], pattern: Pattern) -> Ret {
+        push_joined(self, prefix, matched, pattern);
+        1
+    }
+
+    fn failed(&mut self, err: &str, partial: &[u8]) -> Ret {
+        fail_with(self, err, partial)
+    }
+
+    fn would_block(&mut self) -> Ret {
+        fail(self, WANTREAD)
+    }
+
+    fn misuse(&mut self, fname: &str, why: &str) -> Ret {
+        misuse(self, fname, 0, why)
+    }
+}
+
+/// How [`TcpSocket::send_range`] ended.
+pub enum Sent {
+    /// Everything went out; the position reached.
+    All(usize),
+    /// Stopped with this error (`'wantwrite'`, `'closed'`, ...) at this position.
+    Stopped(Cow<'static, str>, usize),
+    /// The socket is not connected: a misuse.
+    NotConnected,
 }
 
 /// Where a socket is in its life, as LuaSocket's `tcp{master|client|server}`.
@@ -70,6 +118,9 @@ pub struct TcpSocket {
     received: u64,
     sent: u64,
     born: Instant,
+    /// Address of the userdata holding this socket (0 until [`TcpSocket::set_home`]),
+    /// recorded as the owner of every token it registers.
+    home: usize,
 }
 
 impl TcpSocket {
@@ -88,6 +139,20 @@ impl TcpSocket {
             received: 0,
             sent: 0,
             born: Instant::now(),
+            home: 0,
+        }
+    }
+
+    /// Tells the socket the address of the userdata that holds it, for the FFI fast path
+    /// (see [`crate::tcp_ffi`]).
+    pub fn set_home(&mut self, home: usize) {
+        self.home = home;
+        self.claim_token();
+    }
+
+    fn claim_token(&self) {
+        if let Some(token) = self.token {
+            self.reactor.borrow_mut().set_owner(token, self.home);
         }
     }
 
@@ -208,29 +273,41 @@ impl TcpSocket {
             Pattern::Bytes(n) => Pattern::Bytes(n.saturating_sub(prefix.len())),
             p => p,
         };
+        let mut out = st;
+        self.receive_into(pattern, prefix, &mut out)
+    }
+
+    /// The receive algorithm, whoever asked (the method above or the FFI fast path):
+    /// `pattern` (a count already net of the prefix) after `prefix`.
+    pub fn receive_into<D: Deliver>(
+        &mut self,
+        pattern: Pattern,
+        prefix: &[u8],
+        out: &mut D,
+    ) -> D::Out {
         if !matches!(self.state, State::Connected | State::Closed) {
-            return misuse(st, "receive", 0, "socket is not connected");
+            return out.misuse("receive", "socket is not connected");
         }
         loop {
             match self.rbuf.verdict(pattern, self.eof) {
                 Verdict::Match(len, used) => {
-                    push_joined(st, prefix, &self.rbuf.bytes()[..len], pattern);
+                    let ret = out.matched(prefix, &self.rbuf.bytes()[..len], pattern);
                     self.rbuf.consume(used);
-                    return 1;
+                    return ret;
                 }
-                Verdict::OverLimit => return self.limit_exceeded(st, pattern, prefix),
-                Verdict::Closed => return self.fail_with_partial(st, "closed", pattern, prefix),
+                Verdict::OverLimit => return self.limit_exceeded(out, pattern, prefix),
+                Verdict::Closed => return self.fail_with_partial(out, "closed", pattern, prefix),
                 Verdict::NeedMore => {}
             }
             let fd = match (&self.state, self.sock.as_ref()) {
                 (State::Connected, Some(sock)) => sock.as_raw_fd(),
-                _ => return self.fail_with_partial(st, "closed", pattern, prefix),
+                _ => return self.fail_with_partial(out, "closed", pattern, prefix),
             };
             if !self.may_read() {
-                return fail(st, WANTREAD);
+                return out.would_block();
             }
             let step = SCRATCH
-                .with_borrow_mut(|scratch| self.receive_step(st, fd, scratch, pattern, prefix));
+                .with_borrow_mut(|scratch| self.receive_step(out, fd, scratch, pattern, prefix));
             if let Some(ret) = step {
                 return ret;
             }
@@ -238,14 +315,14 @@ impl TcpSocket {
     }
 
     /// One read for `receive`: Some(results) when the call is answered, None to look again.
-    fn receive_step(
+    fn receive_step<D: Deliver>(
         &mut self,
-        st: &Stack,
+        out: &mut D,
         fd: RawFd,
         scratch: &mut [u8],
         pattern: Pattern,
         prefix: &[u8],
-    ) -> Option<Ret> {
+    ) -> Option<D::Out> {
         let n = match read_some(fd, scratch) {
             Ok(0) => {
                 self.eof = true;
@@ -259,36 +336,46 @@ impl TcpSocket {
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 self.mark_drained();
-                return Some(fail(st, WANTREAD));
+                return Some(out.would_block());
             }
             Err(e) => {
                 let err = message(&e);
-                return Some(self.fail_with_partial(st, &err, pattern, prefix));
+                return Some(self.fail_with_partial(out, &err, pattern, prefix));
             }
         };
         self.received += n as u64;
         // Everything read is kept (the limit is checked by the caller on what is
         // buffered): a receive never drops bytes it took from the kernel.
         let matched = self.rbuf.take_read(&scratch[..n], pattern)?;
-        push_joined(st, prefix, matched, pattern);
-        Some(1)
+        Some(out.matched(prefix, matched, pattern))
     }
 
     /// The receive limit was passed: the first `limit` buffered bytes are the partial
     /// result (consumed); the rest stays buffered, so what follows is never lost and the
     /// result does not depend on how the data was split into reads.
-    fn limit_exceeded(&mut self, st: &Stack, pattern: Pattern, prefix: &[u8]) -> Ret {
+    fn limit_exceeded<D: Deliver>(
+        &mut self,
+        out: &mut D,
+        pattern: Pattern,
+        prefix: &[u8],
+    ) -> D::Out {
         let take = self.rbuf.limit_cut();
         let mut all = Vec::with_capacity(prefix.len() + take);
         all.extend_from_slice(prefix);
         buffer::append_match(&mut all, &self.rbuf.bytes()[..take], pattern);
         self.rbuf.consume(take);
-        fail_with(st, "receive limit exceeded", &all)
+        out.failed("receive limit exceeded", &all)
     }
 
-    fn fail_with_partial(&mut self, st: &Stack, err: &str, pattern: Pattern, prefix: &[u8]) -> Ret {
+    fn fail_with_partial<D: Deliver>(
+        &mut self,
+        out: &mut D,
+        err: &str,
+        pattern: Pattern,
+        prefix: &[u8],
+    ) -> D::Out {
         let partial = self.take_partial(Some(pattern), prefix);
-        fail_with(st, err, &partial)
+        out.failed(err, &partial)
     }
 
     /// `prefix` and everything buffered, which is consumed (LuaSocket's partial result).
@@ -344,12 +431,22 @@ impl TcpSocket {
             i.max(1)
         };
         let end = if j < 0 { len + j + 1 } else { j.min(len) };
-        let mut done = (start - 1) as usize;
+        let done = (start - 1) as usize;
         let end = end.max(start - 1) as usize;
+        match self.send_range(bytes, done, end) {
+            Sent::All(done) => ok(st, done as i64),
+            Sent::Stopped(err, done) => fail_at(st, &err, done as i64),
+            Sent::NotConnected => misuse(st, "send", 0, "socket is not connected"),
+        }
+    }
+
+    /// Sends `bytes[done..end]` as far as the kernel takes it (for the method above and
+    /// the FFI fast path). Positions are counted from the start of `bytes`.
+    pub fn send_range(&mut self, bytes: &[u8], mut done: usize, end: usize) -> Sent {
         let sock = match (&self.state, self.sock.as_ref()) {
             (State::Connected, Some(sock)) => sock,
-            (State::Closed, _) => return fail_at(st, "closed", done as i64),
-            _ => return misuse(st, "send", 0, "socket is not connected"),
+            (State::Closed, _) => return Sent::Stopped(Cow::Borrowed("closed"), done),
+            _ => return Sent::NotConnected,
         };
         while done < end {
             // MSG_NOSIGNAL: a dead peer is an error to return, not a SIGPIPE that kills a
@@ -362,12 +459,12 @@ impl TcpSocket {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.mark_full();
-                    return fail_at(st, WANTWRITE, done as i64);
+                    return Sent::Stopped(Cow::Borrowed(WANTWRITE), done);
                 }
-                Err(e) => return fail_at(st, &message(&e), done as i64),
+                Err(e) => return Sent::Stopped(Cow::Owned(message(&e)), done),
             }
         }
-        ok(st, done as i64)
+        Sent::All(done)
     }
 
     /// LuaSocket's `accept()`: a new connected socket, or `nil, 'wantread'`.
@@ -677,6 +774,7 @@ impl TcpSocket {
         }
         if self.token.is_none() {
             self.token = Some(self.reactor.borrow_mut().add_source());
+            self.claim_token();
         }
         self.rbuf.clear();
         self.eof = false;

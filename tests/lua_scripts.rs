@@ -92,7 +92,7 @@ macro_rules! lua_tests {
 
 lua_tests!(basics; echo_many, module_submodules);
 lua_tests!(threads; threads_basic, threads_loop, threads_errors, threads_misuse, threads_leak, coro_echo, coro_transfer, threads_sleep_until);
-lua_tests!(sockets; socket_receive, socket_send, socket_connect, socket_close, socket_timeout, socket_options, socket_info, socket_wrap, socket_call_async, socket_blocking);
+lua_tests!(sockets; socket_receive, socket_send, socket_fast_path, socket_connect, socket_close, socket_timeout, socket_options, socket_info, socket_wrap, socket_call_async, socket_blocking);
 lua_tests!(rpc; rpc_calls, rpc_concurrency, rpc_servers, rpc_security, rpc_malformed, rpc_example, tango_serialization, tango_calls, tango_cjson, tango_security, tango_interop, tango_example);
 lua_tests!(http; http_scripted, http_pool, http_many, http_python, http_examples, http_ltn12);
 lua_tests!(faults; fault_rst, fault_halfclose, fault_slowloris, fault_handler_errors, fault_close_other, fault_huge_line, fault_fdlimit, load_conns, soak_cycles, fuzz_tango_text);

@@ -8,11 +8,10 @@
 
 local core = require'socketloop.core'
 local S = require'socketloop.scheduler'
+local ffi = require'ffi'
 
 local wait = S.wait
--- Whether the caller is a loop thread, checked inline on every wait: the main thread
--- (nil, or the main coroutine with Lua 5.2 compatibility) is never in the table.
-local loopthreads, corunning = S.loopthreads, coroutine.running
+local corunning = coroutine.running
 local now, waitfd, watchfd = core.now, core.waitfd, core.watch
 local WANTREAD, WANTWRITE, MISUSE = core.WANTREAD, core.WANTWRITE, core.MISUSE
 local READ, WRITE = 0, 1
@@ -27,6 +26,57 @@ local foreign
 local A = {}
 
 local is_ours = core.isours
+
+-- The fast path of receive and send on our sockets (src/tcp_ffi.rs): FFI calls, which
+-- the JIT compiles into the calling trace, for the calls that can take it; they answer
+-- SLOW, having changed nothing, when the method has to.
+local fast = core.ffi
+local DONE, WOULD_BLOCK, FAILED, SLOW, LINE = fast.DONE, fast.WOULD_BLOCK, fast.FAILED, fast.SLOW, fast.LINE
+local result_t = ffi.typeof('struct { const char *data; size_t len; const char *err; size_t err_len; }')
+local fast_receive = ffi.cast(ffi.typeof('int (*)(void *, int64_t, void *, int64_t, $ *)', result_t), fast.receive)
+local fast_send = ffi.cast(ffi.typeof('int (*)(void *, int64_t, void *, const char *, size_t, $ *)', result_t), fast.send)
+local reactor = ffi.cast('void *', fast.reactor)
+local result = result_t()
+local tostr = ffi.string
+-- Counts the fast path takes: whole numbers below 2^53.
+local MAX_COUNT = 2^53
+
+-- One receive on our socket `s`, as its method answers.
+local function receive_ours(self, s, pattern, prefix)
+	local code = pattern == nil and LINE or pattern == '*l' and LINE
+	if not code and type(pattern) == 'number' and pattern >= 0 and pattern < MAX_COUNT and pattern % 1 == 0 then
+		code = pattern
+	end
+	if code and prefix == nil then
+		local r = fast_receive(reactor, self.token, s, code, result)
+		if r == DONE then
+			-- Not a tail call: a trace cannot return to the caller's frame from one to
+			-- a fast function that allocates.
+			local data = tostr(result.data, result.len)
+			return data
+		elseif r == WOULD_BLOCK then
+			return nil, WANTREAD
+		elseif r == FAILED then
+			return nil, tostr(result.err, result.err_len), tostr(result.data, result.len)
+		end
+	end
+	return s:receive(pattern, prefix)
+end
+
+-- One send on our socket `s`, as its method answers.
+local function send_ours(self, s, data, i, j)
+	if i == nil and j == nil and type(data) == 'string' then
+		local r = fast_send(reactor, self.token, s, data, #data, result)
+		if r == DONE then
+			return #data
+		elseif r == WOULD_BLOCK then
+			return nil, WANTWRITE, tonumber(result.len)
+		elseif r == FAILED then
+			return nil, tostr(result.err, result.err_len), tonumber(result.len)
+		end
+	end
+	return s:send(data, i, j)
+end
 
 -- Raises a misuse reported by a Rust method as a Lua error at the caller's call site.
 -- Returns exactly what the method returned (getfd gives one value, as LuaSocket's).
@@ -81,7 +131,7 @@ local function ready(self, dir, started)
 	if limit and limit <= 0 then
 		return 'timeout', started
 	end
-	if loopthreads[corunning()] then
+	if corunning() == S.thread then
 		if not self.ours then
 			local ok, err = watch_foreign(self)
 			if not ok then return err, started end
@@ -107,38 +157,67 @@ local function partial(self, prefix, pattern)
 	return prefix or ''
 end
 
-function asocket:receive(pattern, prefix)
+-- One receive attempt, as the socket's method answers.
+local function receive_once(self, pattern, prefix)
 	local s = self.socket
-	local data, err, part = s:receive(pattern, prefix)
-	if data then return data end
-	local started, how
-	while would_block(err) do
-		if part then prefix = part end
-		how, started = ready(self, READ, started)
-		if how ~= true then
-			return nil, how, partial(self, prefix, pattern)
-		end
-		data, err, part = s:receive(pattern, prefix)
-		if data then return data end
+	if self.ours then
+		return receive_ours(self, s, pattern, prefix)
 	end
-	return check(nil, err, part)
+	return s:receive(pattern, prefix)
+end
+
+-- What a receive attempt answered, and whether to wait and try again. Retrying is a tail
+-- call rather than a loop: the JIT then compiles an I/O loop in the caller (an echo
+-- server's `while true do ... end`) through the receive, which it could not through an
+-- inner loop that ends in a return.
+local function receive_retry(self, pattern, prefix, started, data, err, part)
+	if data then return data end
+	if not would_block(err) then
+		return check(nil, err, part)
+	end
+	if part then prefix = part end
+	local how
+	how, started = ready(self, READ, started)
+	if how ~= true then
+		return nil, how, partial(self, prefix, pattern)
+	end
+	return receive_retry(self, pattern, prefix, started, receive_once(self, pattern, prefix))
+end
+
+function asocket:receive(pattern, prefix)
+	local data, err, part = receive_once(self, pattern, prefix)
+	if data then return data end
+	return receive_retry(self, pattern, prefix, nil, data, err, part)
+end
+
+-- One send attempt, as the socket's method answers.
+local function send_once(self, data, i, j)
+	local s = self.socket
+	if self.ours then
+		return send_ours(self, s, data, i, j)
+	end
+	return s:send(data, i, j)
+end
+
+-- As receive_retry, for send.
+local function send_retry(self, data, i, j, started, last, err, sent)
+	if last then return last end
+	if not would_block(err) then
+		return check(nil, err, sent)
+	end
+	local how
+	how, started = ready(self, WRITE, started)
+	if how ~= true then
+		return nil, how, sent
+	end
+	i = sent + 1
+	return send_retry(self, data, i, j, started, send_once(self, data, i, j))
 end
 
 function asocket:send(data, i, j)
-	local s = self.socket
-	local last, err, sent = s:send(data, i, j)
+	local last, err, sent = send_once(self, data, i, j)
 	if last then return last end
-	local started, how
-	while would_block(err) do
-		i = sent + 1
-		how, started = ready(self, WRITE, started)
-		if how ~= true then
-			return nil, how, sent
-		end
-		last, err, sent = s:send(data, i, j)
-		if last then return last end
-	end
-	return check(nil, err, sent)
+	return send_retry(self, data, i, j, nil, last, err, sent)
 end
 
 function asocket:accept()

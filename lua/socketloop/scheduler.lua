@@ -45,8 +45,11 @@ local sleepkey = 0         -- plain timer keys count down from -1
 local stopping = false
 local halting = false      -- S.halt(): ends every start(), nested or not
 
-local loopthreads = setmetatable({}, {__mode = 'k'})
-S.loopthreads = loopthreads
+-- The loop thread running now: the one `run` resumed last that has not yielded back
+-- (false between threads, never equal to what coroutine.running() says in the main
+-- thread). A running thread is a loop thread exactly when it is this one: a comparison
+-- instead of a lookup keyed by the thread on every wait (see asocket).
+S.thread = false
 local suspended = setmetatable({}, {__mode = 'k'})
 local errhandlers = setmetatable({}, {__mode = 'k'})
 
@@ -74,11 +77,14 @@ end
 -- Returns what was transferred to S.MAIN, if anything was.
 local after
 local function run(co, ...)
-	return after(co, resume(co, ...))
+	local outer = S.thread
+	S.thread = co
+	return after(outer, co, resume(co, ...))
 end
 S.run = run
 
-function after(co, ok, req, a, b, ...)
+function after(outer, co, ok, req, a, b, ...)
+	S.thread = outer
 	if not ok then
 		return report(co, req)
 	end
@@ -118,9 +124,8 @@ local function wake(key, how)
 	end
 end
 
--- Makes `co` a loop thread: its socket calls park it instead of blocking the process.
+-- Gives loop thread `co` its own error handler (default: loop.onerror's).
 function S.adopt(co, onerror)
-	loopthreads[co] = true
 	errhandlers[co] = onerror
 	return co
 end
@@ -128,13 +133,13 @@ end
 -- The running loop thread, or nil outside one.
 function S.current()
 	local co = running()
-	if co and loopthreads[co] then return co end
+	if co == S.thread then return co end
 	return nil
 end
 
 function S.inloop()
 	local co = running()
-	return co ~= nil and loopthreads[co] == true
+	return co == S.thread
 end
 
 function S.newthread(handler, ...)
@@ -178,7 +183,7 @@ end
 
 function S.suspend()
 	local co = running()
-	if not (co and loopthreads[co]) then
+	if co ~= S.thread then
 		error("'suspend' called outside a loop thread", 2)
 	end
 	suspended[co] = true
