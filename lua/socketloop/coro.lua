@@ -9,7 +9,7 @@
 local S = require'socketloop.scheduler'
 
 local create, yield, status = coroutine.create, coroutine.yield, coroutine.status
-local running, TRANSFER, MAIN = S.running, S.TRANSFER, S.MAIN
+local running, TRANSFER, MAIN, pack = S.running, S.TRANSFER, S.MAIN, S.pack
 
 local coro = {main = MAIN}
 
@@ -38,7 +38,7 @@ function coro.create(f, return_thread)
 	local back = return_thread or current()
 	check_target('create', back)
 	return S.adopt(create(function(...)
-		return TRANSFER, back, f(...)
+		return TRANSFER, back, pack(f(...))
 	end))
 end
 
@@ -56,7 +56,7 @@ function coro.transfer(thread, ...)
 		end
 	end
 	if running() then
-		return yield(TRANSFER, thread, ...)
+		return yield(TRANSFER, thread, pack(...))
 	end
 	if thread == MAIN then
 		return ...

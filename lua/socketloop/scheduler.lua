@@ -8,15 +8,19 @@
 --   yield(SLEEP_UNTIL, time)     the same, until loop.now() reaches `time`
 --   yield(IDLE, timeout)         park until the loop has nothing else to do, until
 --                                loop.stop(), or until `timeout` seconds have passed
---   yield(TRANSFER, thread, ...) hand control to another thread (socketloop.coro)
+--   yield(TRANSFER, thread, values) hand control to another thread (socketloop.coro),
+--                                passing it `values` (a table packed by S.pack)
 --   yield()                      suspend until loop.resume (loop.suspend)
 -- and it is resumed with `true` (ready), 'timeout', 'closed', or 'busy' when another
 -- thread already waits on that key.
--- Waiting costs no call into Rust unless the wait has a timeout.
+-- Waiting costs no call into Rust unless the wait has a timeout. Requests have at most
+-- three values (a transfer packs its own), so `after` takes fixed parameters: the JIT
+-- compiles it, where a vararg `after` ran in the interpreter on every wake-up.
 
 local core = require'socketloop.core'
 
 local create, resume, yield = coroutine.create, coroutine.resume, coroutine.yield
+local select, unpack = select, unpack or table.unpack
 local traceback = debug.traceback
 local poll, settimer, settimer_at, now = core.poll, core.settimer, core.settimer_at, core.now
 
@@ -32,6 +36,11 @@ S.running = running
 
 local WAIT, SLEEP, SLEEP_UNTIL, IDLE, TRANSFER = {}, {}, {}, {}, {}
 S.TRANSFER = TRANSFER
+
+-- The values of a transfer as one table (a TRANSFER request carries them so).
+function S.pack(...)
+	return {n = select('#', ...), ...}
+end
 -- Stands for the main (non-coroutine) thread as a transfer target.
 S.MAIN = setmetatable({}, {__tostring = function() return 'main thread' end})
 
@@ -79,11 +88,14 @@ local after
 local function run(co, ...)
 	local outer = S.thread
 	S.thread = co
-	return after(outer, co, resume(co, ...))
+	local ok, req, a, b = resume(co, ...)
+	return after(outer, co, ok, req, a, b)
 end
 S.run = run
 
-function after(outer, co, ok, req, a, b, ...)
+-- Carries out what `co` asked for when it yielded (or reports its error); `outer` is the
+-- loop thread that was running before it was resumed.
+function after(outer, co, ok, req, a, b)
 	S.thread = outer
 	if not ok then
 		return report(co, req)
@@ -97,8 +109,8 @@ function after(outer, co, ok, req, a, b, ...)
 		npending = npending + 1
 		if b then settimer(a, b) end
 	elseif req == TRANSFER then
-		if a == S.MAIN then return b, ... end
-		return run(a, b, ...)
+		if a == S.MAIN then return unpack(b, 1, b.n) end
+		return run(a, unpack(b, 1, b.n))
 	elseif req == SLEEP or req == SLEEP_UNTIL then
 		sleepkey = sleepkey - 1
 		parked[sleepkey] = co
@@ -115,12 +127,19 @@ function after(outer, co, ok, req, a, b, ...)
 	end
 end
 
+-- Resumes the thread parked on `key` with `how`: the loop's hot path, `run` inlined. The
+-- results go straight into `after`, so the JIT ends the trace at the resume instead of
+-- stitching across it: a stitched trace would go round the caller's loop into the next
+-- resume, making a new trace for every pass until the JIT gave up and flushed them all.
+-- This way the loop, `wake` and `after` each keep one trace.
 local function wake(key, how)
 	local co = parked[key]
 	if co then
 		parked[key] = nil
 		npending = npending - 1
-		run(co, how)
+		local outer = S.thread
+		S.thread = co
+		after(outer, co, resume(co, how))
 	end
 end
 
