@@ -78,8 +78,10 @@ impl Deliver for &Stack<'_> {
 pub enum Sent {
     /// Everything went out; the position reached.
     All(usize),
-    /// Stopped with this error (`'wantwrite'`, `'closed'`, ...) at this position.
-    Stopped(Cow<'static, str>, usize),
+    /// The kernel took no more (`'wantwrite'`) at this position.
+    WouldBlock(usize),
+    /// Failed with this error (`'closed'`, ...) at this position.
+    Failed(Cow<'static, str>, usize),
     /// The socket is not connected: a misuse.
     NotConnected,
 }
@@ -435,7 +437,8 @@ impl TcpSocket {
         let end = end.max(start - 1) as usize;
         match self.send_range(bytes, done, end) {
             Sent::All(done) => ok(st, done as i64),
-            Sent::Stopped(err, done) => fail_at(st, &err, done as i64),
+            Sent::WouldBlock(done) => fail_at(st, WANTWRITE, done as i64),
+            Sent::Failed(err, done) => fail_at(st, &err, done as i64),
             Sent::NotConnected => misuse(st, "send", 0, "socket is not connected"),
         }
     }
@@ -445,7 +448,7 @@ impl TcpSocket {
     pub fn send_range(&mut self, bytes: &[u8], mut done: usize, end: usize) -> Sent {
         let sock = match (&self.state, self.sock.as_ref()) {
             (State::Connected, Some(sock)) => sock,
-            (State::Closed, _) => return Sent::Stopped(Cow::Borrowed("closed"), done),
+            (State::Closed, _) => return Sent::Failed(Cow::Borrowed("closed"), done),
             _ => return Sent::NotConnected,
         };
         while done < end {
@@ -459,9 +462,9 @@ impl TcpSocket {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.mark_full();
-                    return Sent::Stopped(Cow::Borrowed(WANTWRITE), done);
+                    return Sent::WouldBlock(done);
                 }
-                Err(e) => return Sent::Stopped(Cow::Owned(message(&e)), done),
+                Err(e) => return Sent::Failed(Cow::Owned(message(&e)), done),
             }
         }
         Sent::All(done)

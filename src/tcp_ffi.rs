@@ -18,13 +18,14 @@
 
 use crate::buffer::{self, Pattern};
 use crate::reactor::Reactor;
-use crate::tcp::{Deliver, Sent, TcpSocket, WANTREAD, WANTWRITE};
+use crate::tcp::{Deliver, Sent, TcpSocket};
 use std::cell::RefCell;
 use std::ffi::{c_int, c_void};
 
 /// The call is answered: received bytes in `data`/`len`, or everything sent.
 pub const DONE: c_int = 1;
-/// The call would block: `'wantread'`, or `'wantwrite'` with `len` bytes sent.
+/// The call would block (`'wantread'`, or `'wantwrite'` with `len` bytes sent); the
+/// Lua side says which.
 pub const WOULD_BLOCK: c_int = 0;
 /// The call failed with the error in `err`/`err_len`; `data`/`len` is the partial result
 /// of a receive, `len` the bytes sent by a send.
@@ -87,13 +88,6 @@ fn hand_over(fill: impl FnOnce(&mut Vec<u8>)) -> (*const u8, usize) {
 /// [`Deliver`] into an [`FfiResult`].
 struct Out<'a>(&'a mut FfiResult);
 
-impl Out<'_> {
-    fn set_error(&mut self, err: &'static str) {
-        self.0.err = err.as_ptr();
-        self.0.err_len = err.len();
-    }
-}
-
 impl Deliver for Out<'_> {
     type Out = c_int;
 
@@ -119,7 +113,6 @@ impl Deliver for Out<'_> {
     }
 
     fn would_block(&mut self) -> c_int {
-        self.set_error(WANTREAD);
         WOULD_BLOCK
     }
 
@@ -176,12 +169,12 @@ pub unsafe extern "C" fn send(
             out.len = done;
             DONE
         }
-        Sent::Stopped(err, done) => {
+        Sent::WouldBlock(done) => {
             out.len = done;
-            if err == WANTWRITE {
-                Out(out).set_error(WANTWRITE);
-                return WOULD_BLOCK;
-            }
+            WOULD_BLOCK
+        }
+        Sent::Failed(err, done) => {
+            out.len = done;
             (out.err, out.err_len) = hand_over(|h| h.extend_from_slice(err.as_bytes()));
             FAILED
         }

@@ -299,10 +299,7 @@ function asocket:gettimeout()
 	return self.block_timeout, self.total_timeout
 end
 
-local unpack = unpack or table.unpack
-local function pack(...)
-	return {n = select('#', ...), ...}
-end
+local unpack, pack = unpack or table.unpack, S.pack
 
 function asocket:call_async(func, ...)
 	if type(func) ~= 'function' then

@@ -83,13 +83,15 @@ local function report(co, err)
 end
 
 -- Resumes `co` and follows its requests until a thread parks, suspends or ends.
--- Returns what was transferred to S.MAIN, if anything was.
+-- Returns what was transferred to S.MAIN, if anything was. The results of the resume go
+-- straight into `after`, so the JIT ends a trace at the resume instead of stitching
+-- across it: a stitched trace would go round a caller's loop (step, run_deferred) into
+-- the next resume, making a new trace for every pass until the JIT flushed them all.
 local after
 local function run(co, ...)
 	local outer = S.thread
 	S.thread = co
-	local ok, req, a, b = resume(co, ...)
-	return after(outer, co, ok, req, a, b)
+	return after(outer, co, resume(co, ...))
 end
 S.run = run
 
@@ -127,11 +129,9 @@ function after(outer, co, ok, req, a, b)
 	end
 end
 
--- Resumes the thread parked on `key` with `how`: the loop's hot path, `run` inlined. The
--- results go straight into `after`, so the JIT ends the trace at the resume instead of
--- stitching across it: a stitched trace would go round the caller's loop into the next
--- resume, making a new trace for every pass until the JIT gave up and flushed them all.
--- This way the loop, `wake` and `after` each keep one trace.
+-- Resumes the thread parked on `key` with `how`: the loop's hot path, so `run` is
+-- inlined (a call to the vararg `run` is a tail call the interpreter makes, about 70
+-- instructions per wake-up).
 local function wake(key, how)
 	local co = parked[key]
 	if co then
