@@ -40,6 +40,15 @@ pub enum Verdict {
     NeedMore,
 }
 
+/// A complete match found in a fresh read by [`RecvBuffer::take_read`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct Fresh<'a> {
+    /// The matched region (a line without its LF).
+    pub matched: &'a [u8],
+    /// The region is the result as it is: no CR to drop.
+    pub verbatim: bool,
+}
+
 /// Bytes received but not yet handed to Lua.
 #[derive(Debug, Default)]
 pub struct RecvBuffer {
@@ -54,11 +63,13 @@ pub struct RecvBuffer {
 
 impl RecvBuffer {
     /// Number of buffered bytes.
+    #[inline]
     pub fn len(&self) -> usize {
         self.data.len() - self.start
     }
 
     /// True when nothing is buffered.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -75,6 +86,7 @@ impl RecvBuffer {
 
     /// True when `n` bytes (a match, or an incomplete pattern) are more than a receive
     /// may take.
+    #[inline]
     pub fn exceeds_limit(&self, n: usize) -> bool {
         self.limit != 0 && n > self.limit
     }
@@ -92,8 +104,17 @@ impl RecvBuffer {
     }
 
     /// The receive algorithm's decision on what is buffered (`eof`: the peer closed).
-    /// The same for every way the stream was split into reads.
+    /// The same for every way the stream was split into reads. Inline for the common
+    /// case, a receive that has to read: nothing buffered answers only a zero count.
+    #[inline]
     pub fn verdict(&mut self, pattern: Pattern, eof: bool) -> Verdict {
+        if self.is_empty() && !eof && pattern != Pattern::Bytes(0) {
+            return Verdict::NeedMore;
+        }
+        self.verdict_on_bytes(pattern, eof)
+    }
+
+    fn verdict_on_bytes(&mut self, pattern: Pattern, eof: bool) -> Verdict {
         if let Some((len, used)) = self.find(pattern, eof) {
             if self.exceeds_limit(len) {
                 return Verdict::OverLimit;
@@ -113,15 +134,17 @@ impl RecvBuffer {
     }
 
     /// Takes a fresh read: when nothing was buffered and the read holds a complete match
-    /// within the limit, returns it (the match and the rest's start) without copying it
-    /// into the buffer, keeping only the rest; otherwise buffers all of it.
-    pub fn take_read<'a>(&mut self, fresh: &'a [u8], pattern: Pattern) -> Option<&'a [u8]> {
+    /// within the limit, returns it (see [`Fresh`]) without copying it into the buffer,
+    /// keeping only the rest; otherwise buffers all of it.
+    pub fn take_read<'a>(&mut self, fresh: &'a [u8], pattern: Pattern) -> Option<Fresh<'a>> {
         if self.is_empty() {
-            let mut scanned = 0;
-            if let Some((len, used)) = find_in(fresh, pattern, false, &mut scanned) {
+            if let Some((len, used, verbatim)) = find_fresh(fresh, pattern) {
                 if !self.exceeds_limit(len) {
                     self.push(&fresh[used..]);
-                    return Some(&fresh[..len]);
+                    return Some(Fresh {
+                        matched: &fresh[..len],
+                        verbatim,
+                    });
                 }
             }
         }
@@ -187,6 +210,20 @@ pub fn find_in(
         }
         Pattern::All => eof.then_some((bytes.len(), bytes.len())),
         Pattern::Bytes(n) => (bytes.len() >= n).then_some((n, n)),
+    }
+}
+
+/// [`find_in`] for a fresh read (nothing scanned yet), telling also whether the match is
+/// verbatim ([`is_verbatim`]): for a line, one scan for LF or CR where that would take
+/// two, which is most of the cost of a short line.
+fn find_fresh(bytes: &[u8], pattern: Pattern) -> Option<(usize, usize, bool)> {
+    match pattern {
+        Pattern::Line => match memchr::memchr2(b'\n', b'\r', bytes)? {
+            i if bytes[i] == b'\n' => Some((i, i + 1, true)),
+            cr => memchr::memchr(b'\n', &bytes[cr..]).map(|i| (cr + i, cr + i + 1, false)),
+        },
+        Pattern::All => None,
+        Pattern::Bytes(n) => (bytes.len() >= n).then_some((n, n, true)),
     }
 }
 
@@ -274,7 +311,11 @@ mod tests {
     #[test]
     fn verdicts_and_fresh_reads() {
         let mut b = RecvBuffer::default();
-        assert_eq!(b.take_read(b"ab\ncd", Pattern::Line), Some(&b"ab"[..]));
+        let fresh = |matched, verbatim| Some(Fresh { matched, verbatim });
+        assert_eq!(
+            b.take_read(b"ab\ncd", Pattern::Line),
+            fresh(&b"ab"[..], true)
+        );
         assert_eq!(b.bytes(), b"cd");
         assert_eq!(b.verdict(Pattern::Line, false), Verdict::NeedMore);
         assert_eq!(b.verdict(Pattern::Line, true), Verdict::Closed);
@@ -286,6 +327,22 @@ mod tests {
         assert_eq!(b.take_read(b"xyz\n", Pattern::Line), None);
         assert_eq!(b.verdict(Pattern::Line, false), Verdict::OverLimit);
         assert_eq!(b.limit_cut(), 2);
+        b.clear();
+        assert_eq!(b.verdict(Pattern::Bytes(0), false), Verdict::Match(0, 0));
+        assert_eq!(b.verdict(Pattern::Bytes(1), false), Verdict::NeedMore);
+        b.set_limit(0);
+        assert_eq!(
+            b.take_read(b"a\rb\nc\r", Pattern::Line),
+            fresh(&b"a\rb"[..], false)
+        );
+        assert_eq!(b.bytes(), b"c\r");
+        b.clear();
+        assert_eq!(b.take_read(b"a\rb", Pattern::Line), None);
+        b.clear();
+        assert_eq!(
+            b.take_read(b"abc", Pattern::Bytes(2)),
+            fresh(&b"ab"[..], true)
+        );
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub trait Deliver {
     /// A complete match: `prefix`, then `matched` as the pattern hands it out (a line
     /// loses its CRs).
     fn matched(&mut self, prefix: &[u8], matched: &[u8], pattern: Pattern) -> Self::Out;
+    /// A complete match that is the result exactly as `bytes` (no prefix, no CR to drop);
+    /// `bytes` stay where they are until the next receive on this thread.
+    fn matched_as_is(&mut self, bytes: &[u8]) -> Self::Out;
     /// Failure with `err`; `partial` is the prefix and what had been received.
     fn failed(&mut self, err: &str, partial: &[u8]) -> Self::Out;
     /// Nothing to read until the reactor reports readiness (`'wantread'`).
@@ -58,6 +61,11 @@ impl Deliver for &Stack<'_> {
 
     fn matched(&mut self, prefix: &[u8], matched: &[u8], pattern: Pattern) -> Ret {
         push_joined(self, prefix, matched, pattern);
+        1
+    }
+
+    fn matched_as_is(&mut self, bytes: &[u8]) -> Ret {
+        self.push_bytes(bytes);
         1
     }
 
@@ -348,8 +356,13 @@ impl TcpSocket {
         self.received += n as u64;
         // Everything read is kept (the limit is checked by the caller on what is
         // buffered): a receive never drops bytes it took from the kernel.
-        let matched = self.rbuf.take_read(&scratch[..n], pattern)?;
-        Some(out.matched(prefix, matched, pattern))
+        let fresh = self.rbuf.take_read(&scratch[..n], pattern)?;
+        Some(if fresh.verbatim && prefix.is_empty() {
+            // In the thread's scratch buffer, which only the next receive overwrites.
+            out.matched_as_is(fresh.matched)
+        } else {
+            out.matched(prefix, fresh.matched, pattern)
+        })
     }
 
     /// The receive limit was passed: the first `limit` buffered bytes are the partial

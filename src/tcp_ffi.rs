@@ -13,8 +13,9 @@
 //! The socket is named twice, by its wait token and by its userdata (which the FFI passes
 //! as the address of its payload); the reactor records which userdata owns each token, so
 //! a stale token or something other than one of our sockets is refused, never touched.
-//! Received bytes are handed over in [`HANDOFF`], valid until the next call here; the Lua
-//! side copies them into a string at once.
+//! Received bytes are handed over where they are (a fresh line in the receive scratch
+//! buffer) or in [`HANDOFF`], valid until the next call here; the Lua side copies them
+//! into a string at once.
 
 use crate::buffer::{self, Pattern};
 use crate::reactor::Reactor;
@@ -96,6 +97,13 @@ impl Deliver for Out<'_> {
             h.extend_from_slice(prefix);
             buffer::append_match(h, matched, pattern);
         });
+        DONE
+    }
+
+    fn matched_as_is(&mut self, bytes: &[u8]) -> c_int {
+        // No copy: the bytes stay put until the next receive, and the Lua side makes
+        // its string of them before it calls anything else here.
+        (self.0.data, self.0.len) = (bytes.as_ptr(), bytes.len());
         DONE
     }
 
