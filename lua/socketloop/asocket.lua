@@ -122,14 +122,18 @@ end
 -- Waits until the socket is ready for `dir`. `started` is when the call began waiting
 -- (for 't' timeouts); returns true or 'timeout'/'closed', and `started`.
 local function ready(self, dir, started)
-	local limit = self.block_timeout
-	if self.total_timeout then
-		started = started or now()
-		local left = started + self.total_timeout - now()
-		if not limit or left < limit then limit = left end
-	end
-	if limit and limit <= 0 then
-		return 'timeout', started
+	local limit
+	local timeouts = self.timeouts
+	if timeouts then
+		limit = timeouts.block
+		if timeouts.total then
+			started = started or now()
+			local left = started + timeouts.total - now()
+			if not limit or left < limit then limit = left end
+		end
+		if limit and limit <= 0 then
+			return 'timeout', started
+		end
 	end
 	if corunning() == S.thread then
 		if not self.ours then
@@ -285,18 +289,22 @@ function asocket:settimeout(value, mode)
 		error("bad argument #1 to 'settimeout' (number expected, got " .. type(value) .. ')', 2)
 	end
 	if value and value < 0 then value = nil end
+	local timeouts = self.timeouts or {}
 	if mode == nil or mode == 'b' then
-		self.block_timeout = value
+		timeouts.block = value
 	elseif mode == 't' or mode == 'r' then
-		self.total_timeout = value
+		timeouts.total = value
 	else
 		error("bad argument #2 to 'settimeout' (invalid timeout mode '" .. tostring(mode) .. "')", 2)
 	end
+	self.timeouts = (timeouts.block or timeouts.total) and timeouts or false
 	return 1
 end
 
 function asocket:gettimeout()
-	return self.block_timeout, self.total_timeout
+	local timeouts = self.timeouts
+	if not timeouts then return nil, nil end
+	return timeouts.block, timeouts.total
 end
 
 local unpack, pack = unpack or table.unpack, S.pack
@@ -428,7 +436,10 @@ function A.wrap(s)
 	elseif type(s) ~= 'userdata' and type(s) ~= 'table' or type(s.getfd) ~= 'function' then
 		error("bad argument #1 to 'wrap' (socket or descriptor expected, got " .. type(s) .. ')', 2)
 	end
-	local self = setmetatable({}, asocket)
+	-- `timeouts` ({block =, total =} or false) is always present: a wait reads it, and a
+	-- key that is present is a fixed slot for the JIT where a missing one is a search of
+	-- the object and then of its class.
+	local self = setmetatable({timeouts = false}, asocket)
 	self:setsocket(s)
 	return self
 end
