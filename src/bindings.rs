@@ -1,9 +1,9 @@
 //! The `socketloop.core` table: the Rust functions the Lua layer is built on.
 //!
 //! Internal API (the public one is `lua/socketloop.lua`):
-//! - `poll(timeout, ready) -> nready, nexpired, signal`: waits (timeout in seconds, nil:
-//!   no limit), writes ready keys then expired keys into `ready[1..]`; `nil, message`
-//!   if epoll fails. A raw C function: it runs once per loop iteration.
+//! - `ffi`: the entry points LuaJIT's FFI calls on the hot path, with their codes:
+//!   `receive`, `send` ([`crate::tcp_ffi`]), `poll` ([`crate::poll_ffi`]), and
+//!   `reactor`, the address they take.
 //! - `settimer(key, seconds)`: times out the wait on `key` (a negative key: a plain timer).
 //! - `now() -> seconds` on the loop's monotonic clock.
 //! - `tcp([family]) -> socket`, `fromfd(fd) -> socket`, `watch(fd) -> watch`.
@@ -11,14 +11,14 @@
 //! - `stats() -> registrations, timers`.
 
 use crate::blocking::{wait_fd, Waited};
-use crate::errors::{fail, message, MISUSE};
-use crate::luastack::{drop_userdata, push_userdata, userdata_value, Stack};
-use crate::reactor::{PollResult, SharedReactor};
+use crate::errors::{message, MISUSE};
+use crate::reactor::SharedReactor;
 use crate::tcp::{WANTREAD, WANTWRITE};
 use crate::watch::FdWatch;
-use mlua::ffi::{self, lua_State, lua_upvalueindex};
-use mlua::{Function, Lua, Table, Value};
-use std::ffi::c_int;
+use crate::{poll_ffi, tcp_ffi};
+use mlua::{LightUserData, Lua, Table, Value};
+use std::ffi::c_void;
+use std::rc::Rc;
 use std::time::Duration;
 
 /// Builds the core table around `reactor`.
@@ -28,15 +28,7 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
     core.set("WANTREAD", WANTREAD)?;
     core.set("WANTWRITE", WANTWRITE)?;
 
-    // SAFETY: the closure only pushes one value (see push_poll).
-    let poll: Function = unsafe {
-        let poller = Poller {
-            reactor: reactor.clone(),
-            found: PollResult::default(),
-        };
-        lua.exec_raw((), move |state| push_poll(state, poller))
-    }?;
-    core.set("poll", poll)?;
+    core.set("ffi", ffi_entry_points(lua, reactor)?)?;
 
     let r = reactor.clone();
     core.set(
@@ -110,52 +102,18 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
     Ok(core)
 }
 
-/// What `core.poll` keeps between calls: the reactor, and its result vectors (reused).
-struct Poller {
-    reactor: SharedReactor,
-    found: PollResult,
-}
-
-/// Pushes `core.poll`, a C closure over a userdata holding `poller`.
-unsafe fn push_poll(state: *mut lua_State, poller: Poller) {
-    let st = Stack::new(state);
-    st.push_table();
-    ffi::lua_pushcclosure(state, drop_userdata::<Poller>, 0);
-    st.set_field(c"__gc");
-    push_userdata(&st, poller, -1);
-    ffi::lua_remove(state, -2);
-    ffi::lua_pushcclosure(state, poll, 1);
-}
-
-unsafe extern "C-unwind" fn poll(state: *mut lua_State) -> c_int {
-    let st = Stack::new(state);
-    // SAFETY: upvalue 1 is the Poller userdata push_poll made.
-    let Some(poller) = userdata_value::<Poller>(st.userdata(lua_upvalueindex(1))) else {
-        return fail(&st, "closed");
-    };
-    if !st.is_table(2) {
-        return fail(&st, "bad argument #2 to 'poll' (table expected)");
-    }
-    let timeout = st
-        .number(1)
-        .map(|t| Duration::from_secs_f64(t.clamp(0.0, 1e9)));
-    let found = &mut poller.found;
-    let polled = match poller.reactor.try_borrow_mut() {
-        Ok(mut reactor) => reactor.poll(timeout, found),
-        Err(_) => return fail(&st, "poll called while the reactor is busy"),
-    };
-    if let Err(e) = polled {
-        return fail(&st, &message(&e));
-    }
-    let keys = found.ready.iter().chain(found.expired.iter());
-    for (i, key) in keys.enumerate() {
-        st.set_index(2, i + 1, *key as f64);
-    }
-    st.push_int(found.ready.len() as i64);
-    st.push_int(found.expired.len() as i64);
-    match found.signal {
-        Some(signal) => st.push_int(signal as i64),
-        None => st.push_nil(),
-    }
-    3
+/// `core.ffi`: what `asocket.lua` and `scheduler.lua` need to call the FFI entry points.
+fn ffi_entry_points(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    t.set("receive", LightUserData(tcp_ffi::receive as *mut c_void))?;
+    t.set("send", LightUserData(tcp_ffi::send as *mut c_void))?;
+    t.set("poll", LightUserData(poll_ffi::poll as *mut c_void))?;
+    // Valid as long as `core`: its functions hold the reactor.
+    t.set("reactor", LightUserData(Rc::as_ptr(reactor) as *mut c_void))?;
+    t.set("DONE", tcp_ffi::DONE)?;
+    t.set("WOULD_BLOCK", tcp_ffi::WOULD_BLOCK)?;
+    t.set("FAILED", tcp_ffi::FAILED)?;
+    t.set("SLOW", tcp_ffi::SLOW)?;
+    t.set("LINE", tcp_ffi::LINE)?;
+    Ok(t)
 }

@@ -1,7 +1,8 @@
 //! socketloop: coroutine-based asynchronous TCP sockets for LuaJIT.
 //!
 //! Layout, one concept per file:
-//! - [`reactor`]: the poll loop (mio), registrations and wait keys;
+//! - [`reactor`]: the poll loop (mio), registrations and wait keys; [`poll_ffi`] the
+//!   scheduler's wait for it, through LuaJIT's FFI;
 //! - [`timers`]: the timer heap and the loop clock;
 //! - [`tcp`]: TCP sockets with LuaSocket's methods (`receive('*l')` is there), and
 //!   [`tcp_lua`] their Lua face, on [`luastack`] (the Lua stack, read in place), with
@@ -22,6 +23,7 @@ pub mod embedded;
 pub mod errors;
 pub mod http_head;
 pub mod luastack;
+pub mod poll_ffi;
 pub mod reactor;
 pub mod resolve;
 pub mod rpc_codec;

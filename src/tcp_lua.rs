@@ -5,27 +5,23 @@
 //! `self` is one metatable comparison, and `accept` gives the sockets it makes the same
 //! metatable. A method call costs a LuaJIT C call (tens of nanoseconds) plus its work.
 //! Creation (`core.tcp`, `core.fromfd`) also holds the reactor as a second upvalue.
-//! `core.ffi` gives `asocket.lua` the entry points of the fast path ([`crate::tcp_ffi`]).
 
 use crate::errors::{fail, message, misuse, ok};
 use crate::luastack::{drop_userdata, push_userdata, userdata_value, Ret, Stack};
 use crate::reactor::SharedReactor;
 use crate::resolve::Family;
 use crate::tcp::TcpSocket;
-use crate::tcp_ffi;
 use mlua::ffi::{self, lua_CFunction, lua_State, lua_upvalueindex};
-use mlua::{Function, LightUserData, Lua, Table};
-use std::ffi::{c_int, c_void, CStr};
-use std::rc::Rc;
+use mlua::{Function, Lua, Table};
+use std::ffi::{c_int, CStr};
 
 /// The socket metatable, in every closure made here.
 const METATABLE: c_int = lua_upvalueindex(1);
 /// The reactor box, in `core.tcp` and `core.fromfd`.
 const REACTOR: c_int = lua_upvalueindex(2);
 
-/// Sets `core.tcp`, `core.fromfd`, `core.isours` and `core.ffi` on `core`.
+/// Sets `core.tcp`, `core.fromfd` and `core.isours` on `core`.
 pub fn register(lua: &Lua, core: &Table, reactor: &SharedReactor) -> mlua::Result<()> {
-    core.set("ffi", fast_path(lua, reactor)?)?;
     let reactor = reactor.clone();
     // SAFETY: the closure only pushes values (exec_raw runs it protected and returns
     // what it left above the arguments).
@@ -35,21 +31,6 @@ pub fn register(lua: &Lua, core: &Table, reactor: &SharedReactor) -> mlua::Resul
     core.set("fromfd", fromfd)?;
     core.set("isours", isours)?;
     Ok(())
-}
-
-/// `core.ffi`: what `asocket.lua` needs to call the fast path of [`crate::tcp_ffi`].
-fn fast_path(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
-    let t = lua.create_table()?;
-    t.set("receive", LightUserData(tcp_ffi::receive as *mut c_void))?;
-    t.set("send", LightUserData(tcp_ffi::send as *mut c_void))?;
-    // Valid as long as `core`: its socket constructors hold the reactor.
-    t.set("reactor", LightUserData(Rc::as_ptr(reactor) as *mut c_void))?;
-    t.set("DONE", tcp_ffi::DONE)?;
-    t.set("WOULD_BLOCK", tcp_ffi::WOULD_BLOCK)?;
-    t.set("FAILED", tcp_ffi::FAILED)?;
-    t.set("SLOW", tcp_ffi::SLOW)?;
-    t.set("LINE", tcp_ffi::LINE)?;
-    Ok(t)
 }
 
 /// Pushes the constructors `tcp`, `fromfd` and `isours`, built around one metatable.

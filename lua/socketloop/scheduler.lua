@@ -18,11 +18,21 @@
 -- compiles it, where a vararg `after` ran in the interpreter on every wake-up.
 
 local core = require'socketloop.core'
+local ffi = require'ffi'
 
 local create, resume, yield = coroutine.create, coroutine.resume, coroutine.yield
 local select, unpack = select, unpack or table.unpack
 local traceback = debug.traceback
-local poll, settimer, settimer_at, now = core.poll, core.settimer, core.settimer_at, core.now
+local settimer, settimer_at, now = core.settimer, core.settimer_at, core.now
+
+-- The wait for the reactor (src/poll_ffi.rs): an FFI call, so that the loop's trace goes
+-- on through it and through reading the keys it woke.
+local poll_out_t = ffi.typeof[[struct {
+	const double *keys; size_t nready; size_t nexpired; int signal; const char *err; size_t err_len;
+}]]
+local poll = ffi.cast(ffi.typeof('int (*)(void *, double, $ *)', poll_out_t), core.ffi.poll)
+local reactor = ffi.cast('void *', core.ffi.reactor)
+local polled = poll_out_t()
 
 local S = {}
 
@@ -49,7 +59,8 @@ local npending = 0         -- threads parked on a key
 local idle, nidle = {}, 0  -- threads waiting in start() for the loop to go idle
 local idle_deadline = {}   -- such a thread -> when its start(timeout) returns
 local deferred, ndeferred = {}, 0  -- threads to resume with 'closed' on the next step
-local ready = {}           -- filled by core.poll
+local ready = {}           -- the keys the last poll woke
+local stepping = false     -- a step is waking threads (one of them may call step)
 local sleepkey = 0         -- plain timer keys count down from -1
 local stopping = false
 local halting = false      -- S.halt(): ends every start(), nested or not
@@ -310,17 +321,27 @@ function S.step(timeout)
 		local left = math.max(first - now(), 0)
 		if not wait or left < wait then wait = left end
 	end
-	local nready, nexpired, signal = poll(wait, ready)
-	if not nready then
-		error('socketloop: poll failed: ' .. tostring(nexpired), 2)
+	local nkeys = poll(reactor, wait or -1, polled)
+	if nkeys < 0 then
+		error('socketloop: poll failed: ' .. ffi.string(polled.err, polled.err_len), 2)
 	end
+	-- The keys are copied out before any thread runs: a thread woken here may call step,
+	-- whose poll reuses the FFI buffer, and gets a list of its own.
+	local keys, list = polled.keys, stepping and {} or ready
+	for i = 1, nkeys do
+		list[i] = keys[i - 1]
+	end
+	local nready, signal = tonumber(polled.nready), polled.signal
+	local outer = stepping
+	stepping = true
 	for i = 1, nready do
-		wake(ready[i], true)
+		wake(list[i], true)
 	end
-	for i = nready + 1, nready + nexpired do
-		wake(ready[i], 'timeout')
+	for i = nready + 1, nkeys do
+		wake(list[i], 'timeout')
 	end
-	if signal then
+	stepping = outer
+	if signal ~= 0 then
 		S.signal = signal
 		S.halt()
 	end

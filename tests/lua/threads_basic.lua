@@ -285,5 +285,51 @@ do
 	T.eq(coroutine.status(co), 'dead')
 end
 
+-- Sockets connected to themselves' peers: n client/server pairs on one listener.
+local function pairs_of(n)
+	local srv = assert(loop.tcp('127.0.0.1', 0))
+	assert(srv:listen(n))
+	local _, port = srv:getsockname()
+	local clients, servers = {}, {}
+	for i = 1, n do
+		clients[i] = assert(loop.connect('127.0.0.1', port))
+		servers[i] = assert(srv:accept())
+	end
+	srv:close()
+	return clients, servers
+end
+
+T.run('a step called by a woken thread leaves the outer step its wake-ups', function()
+	-- All readers become ready in one poll; the first one woken makes other readers ready
+	-- and calls step, whose poll reports those. The outer step must still wake every
+	-- reader of its own poll (a shared key list lost them, and they waited for good).
+	local n = 8
+	local clients, servers = pairs_of(n)
+	local xclients, xservers = pairs_of(n)
+	local got, xgot, nested = 0, 0, false
+	for i = 1, n do
+		loop.newthread(function()
+			assert(xservers[i]:receive('*l'))
+			xgot = xgot + 1
+		end)
+		loop.newthread(function()
+			assert(servers[i]:receive('*l'))
+			got = got + 1
+			if not nested then
+				nested = true
+				for j = 1, n do assert(xclients[j]:send('x\n')) end
+				loop.step(0)
+			end
+		end)
+	end
+	for i = 1, n do assert(clients[i]:send('line\n')) end
+	U.wait_until(function() return got == n and xgot == n end, 'the readers')
+	T.eq(got, n, 'every reader of the outer poll woke')
+	T.eq(xgot, n, 'every reader of the nested poll woke')
+	for _, list in ipairs{clients, servers, xclients, xservers} do
+		for _, skt in ipairs(list) do skt:close() end
+	end
+end)
+
 T.eq(loop.stats().pending, 0, 'nothing left parked')
 T.finish()
