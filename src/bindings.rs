@@ -1,9 +1,10 @@
 //! The `socketloop.core` table: the Rust functions the Lua layer is built on.
 //!
 //! Internal API (the public one is `lua/socketloop.lua`):
-//! - `ffi`: the entry points LuaJIT's FFI calls on the hot path, with their codes:
-//!   `receive`, `send` ([`crate::tcp_ffi`]), `poll` ([`crate::poll_ffi`]), and
-//!   `reactor`, the address they take.
+//! - `parking(anchors, loopthreads, after) -> wait, poll, unpark, count`: the scheduler's
+//!   hot half ([`crate::scheduler`]).
+//! - `ffi`: the entry points of the FFI fast path ([`crate::tcp_ffi`]) with their codes,
+//!   and `reactor`, the address they take.
 //! - `settimer(key, seconds)`: times out the wait on `key` (a negative key: a plain timer).
 //! - `now() -> seconds` on the loop's monotonic clock.
 //! - `tcp([family]) -> socket`, `fromfd(fd) -> socket`, `watch(fd) -> watch`.
@@ -13,10 +14,11 @@
 use crate::blocking::{wait_fd, Waited};
 use crate::errors::{message, MISUSE};
 use crate::reactor::SharedReactor;
+use crate::scheduler::push_parking_maker;
 use crate::tcp::{WANTREAD, WANTWRITE};
+use crate::tcp_ffi;
 use crate::watch::FdWatch;
-use crate::{poll_ffi, tcp_ffi};
-use mlua::{LightUserData, Lua, Table, Value};
+use mlua::{Function, LightUserData, Lua, Table, Value};
 use std::ffi::c_void;
 use std::rc::Rc;
 use std::time::Duration;
@@ -29,6 +31,10 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
     core.set("WANTWRITE", WANTWRITE)?;
 
     core.set("ffi", ffi_entry_points(lua, reactor)?)?;
+    let r = reactor.clone();
+    // SAFETY: the closure only pushes one value (see push_parking_maker).
+    let parking: Function = unsafe { lua.exec_raw((), move |state| push_parking_maker(state, r)) }?;
+    core.set("parking", parking)?;
 
     let r = reactor.clone();
     core.set(
@@ -102,12 +108,11 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
     Ok(core)
 }
 
-/// `core.ffi`: what `asocket.lua` and `scheduler.lua` need to call the FFI entry points.
+/// `core.ffi`: what `asocket.lua` needs to call the fast path of [`crate::tcp_ffi`].
 fn ffi_entry_points(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.set("receive", LightUserData(tcp_ffi::receive as *mut c_void))?;
     t.set("send", LightUserData(tcp_ffi::send as *mut c_void))?;
-    t.set("poll", LightUserData(poll_ffi::poll as *mut c_void))?;
     // Valid as long as `core`: its functions hold the reactor.
     t.set("reactor", LightUserData(Rc::as_ptr(reactor) as *mut c_void))?;
     t.set("DONE", tcp_ffi::DONE)?;

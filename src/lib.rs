@@ -1,8 +1,9 @@
 //! socketloop: coroutine-based asynchronous TCP sockets for LuaJIT.
 //!
 //! Layout, one concept per file:
-//! - [`reactor`]: the poll loop (mio), registrations and wait keys; [`poll_ffi`] the
-//!   scheduler's wait for it, through LuaJIT's FFI;
+//! - [`reactor`]: the poll loop (mio), registrations and wait keys;
+//! - [`scheduler`]: the scheduler's hot half (threads parked on sockets, resumed from
+//!   the poll); the rest is `lua/socketloop/scheduler.lua`;
 //! - [`timers`]: the timer heap and the loop clock;
 //! - [`tcp`]: TCP sockets with LuaSocket's methods (`receive('*l')` is there), and
 //!   [`tcp_lua`] their Lua face, on [`luastack`] (the Lua stack, read in place), with
@@ -13,8 +14,7 @@
 //! - [`blocking`]: waiting outside the loop; [`signals`]: SIGINT/SIGTERM for the runner;
 //! - [`tango_text`]: tango's text parser; [`rpc_codec`]: the rpc codec; [`http_head`]: HTTP heads;
 //! - [`bindings`]: the Rust functions the Lua layer calls; [`embedded`]: the Lua layer
-//!   (`lua/`), compiled into the binary. The scheduler of Lua threads is
-//!   `lua/socketloop/scheduler.lua`; the runner is `src/bin/socketloop/main.rs`.
+//!   (`lua/`), compiled into the binary. The runner is `src/bin/socketloop/main.rs`.
 
 pub mod bindings;
 pub mod blocking;
@@ -23,10 +23,10 @@ pub mod embedded;
 pub mod errors;
 pub mod http_head;
 pub mod luastack;
-pub mod poll_ffi;
 pub mod reactor;
 pub mod resolve;
 pub mod rpc_codec;
+pub mod scheduler;
 pub mod signals;
 pub mod sockopt;
 pub mod tango_text;

@@ -11,7 +11,6 @@ local S = require'socketloop.scheduler'
 local ffi = require'ffi'
 
 local wait = S.wait
-local corunning = coroutine.running
 local now, waitfd, watchfd = core.now, core.waitfd, core.watch
 local WANTREAD, WANTWRITE, MISUSE = core.WANTREAD, core.WANTWRITE, core.MISUSE
 local READ, WRITE = 0, 1
@@ -135,16 +134,17 @@ local function ready(self, dir, started)
 			return 'timeout', started
 		end
 	end
-	if corunning() == S.thread then
-		if not self.ours then
-			local ok, err = watch_foreign(self)
-			if not ok then return err, started end
-		end
-		local how = wait(self.token * 2 + dir, limit)
-		if how == 'busy' then
-			error('another thread is already waiting to ' .. (dir == READ and 'read from' or 'write to')
-				.. ' this socket', 3)
-		end
+	if not self.ours and S.inloop() then
+		local ok, err = watch_foreign(self)
+		if not ok then return err, started end
+	end
+	-- Parks this thread if it is a loop thread; nil if it is not.
+	local how = wait(self.token * 2 + dir, limit)
+	if how == 'busy' then
+		error('another thread is already waiting to ' .. (dir == READ and 'read from' or 'write to')
+			.. ' this socket', 3)
+	end
+	if how ~= nil then
 		return how, started
 	end
 	local fd = self.socket:getfd()

@@ -1,9 +1,10 @@
 -- The scheduler of loop threads: runs coroutines, parks them on wait keys, and turns
 -- what the reactor reports (ready keys, expired timers) back into resumed threads.
 --
--- A loop thread asks for what it waits on by yielding a request to whoever resumed it,
--- which is always `run` below:
---   yield(WAIT, key, timeout)    park on a socket wait key (see src/reactor.rs)
+-- A loop thread waiting on a socket calls S.wait(key, timeout), which parks it in the
+-- scheduler's Rust half (src/scheduler.rs: the poll resumes such threads itself). For
+-- everything else it yields a request to whoever resumed it, which is `run` below or
+-- that poll (which hands the request to `after`):
 --   yield(SLEEP, seconds)        park on a plain timer
 --   yield(SLEEP_UNTIL, time)     the same, until loop.now() reaches `time`
 --   yield(IDLE, timeout)         park until the loop has nothing else to do, until
@@ -11,28 +12,16 @@
 --   yield(TRANSFER, thread, values) hand control to another thread (socketloop.coro),
 --                                passing it `values` (a table packed by S.pack)
 --   yield()                      suspend until loop.resume (loop.suspend)
--- and it is resumed with `true` (ready), 'timeout', 'closed', or 'busy' when another
--- thread already waits on that key.
--- Waiting costs no call into Rust unless the wait has a timeout. Requests have at most
--- three values (a transfer packs its own), so `after` takes fixed parameters: the JIT
--- compiles it, where a vararg `after` ran in the interpreter on every wake-up.
+-- A parked thread is resumed with `true` (ready), 'timeout' or 'closed'. Requests have
+-- at most three values (a transfer packs its own), so `after` takes fixed parameters:
+-- the JIT compiles it, where a vararg `after` ran in the interpreter.
 
 local core = require'socketloop.core'
-local ffi = require'ffi'
 
 local create, resume, yield = coroutine.create, coroutine.resume, coroutine.yield
 local select, unpack = select, unpack or table.unpack
 local traceback = debug.traceback
 local settimer, settimer_at, now = core.settimer, core.settimer_at, core.now
-
--- The wait for the reactor (src/poll_ffi.rs): an FFI call, so that the loop's trace goes
--- on through it and through reading the keys it woke.
-local poll_out_t = ffi.typeof[[struct {
-	const double *keys; size_t nready; size_t nexpired; int signal; const char *err; size_t err_len;
-}]]
-local poll = ffi.cast(ffi.typeof('int (*)(void *, double, $ *)', poll_out_t), core.ffi.poll)
-local reactor = ffi.cast('void *', core.ffi.reactor)
-local polled = poll_out_t()
 
 local S = {}
 
@@ -44,7 +33,7 @@ local function running()
 end
 S.running = running
 
-local WAIT, SLEEP, SLEEP_UNTIL, IDLE, TRANSFER = {}, {}, {}, {}, {}
+local SLEEP, SLEEP_UNTIL, IDLE, TRANSFER = {}, {}, {}, {}
 S.TRANSFER = TRANSFER
 
 -- The values of a transfer as one table (a TRANSFER request carries them so).
@@ -54,22 +43,21 @@ end
 -- Stands for the main (non-coroutine) thread as a transfer target.
 S.MAIN = setmetatable({}, {__tostring = function() return 'main thread' end})
 
-local parked = {}          -- wait key -> thread
-local npending = 0         -- threads parked on a key
+local parked = {}          -- plain timer key -> thread (socket keys: src/scheduler.rs)
+local npending = 0         -- threads parked on a plain timer
 local idle, nidle = {}, 0  -- threads waiting in start() for the loop to go idle
 local idle_deadline = {}   -- such a thread -> when its start(timeout) returns
 local deferred, ndeferred = {}, 0  -- threads to resume with 'closed' on the next step
-local ready = {}           -- the keys the last poll woke
+local ready = {}           -- the plain timer keys the last poll woke
 local stepping = false     -- a step is waking threads (one of them may call step)
 local sleepkey = 0         -- plain timer keys count down from -1
 local stopping = false
 local halting = false      -- S.halt(): ends every start(), nested or not
 
--- The loop thread running now: the one `run` resumed last that has not yielded back
--- (false between threads, never equal to what coroutine.running() says in the main
--- thread). A running thread is a loop thread exactly when it is this one: a comparison
--- instead of a lookup keyed by the thread on every wait (see asocket).
-S.thread = false
+-- The loop threads: the ones the scheduler resumes (S.adopt). A thread resumed by other
+-- code, such as a plain coroutine inside a loop thread, is not one, and a socket call
+-- in it blocks instead of parking it.
+local loopthreads = setmetatable({}, {__mode = 'k'})
 local suspended = setmetatable({}, {__mode = 'k'})
 local errhandlers = setmetatable({}, {__mode = 'k'})
 
@@ -100,28 +88,17 @@ end
 -- the next resume, making a new trace for every pass until the JIT flushed them all.
 local after
 local function run(co, ...)
-	local outer = S.thread
-	S.thread = co
-	return after(outer, co, resume(co, ...))
+	return after(co, resume(co, ...))
 end
 S.run = run
 
--- Carries out what `co` asked for when it yielded (or reports its error); `outer` is the
--- loop thread that was running before it was resumed.
-function after(outer, co, ok, req, a, b)
-	S.thread = outer
+-- Carries out what `co` asked for when it yielded (or reports its error). A thread that
+-- parked on a socket yielded nothing: nothing to do.
+function after(co, ok, req, a, b)
 	if not ok then
 		return report(co, req)
 	end
-	if req == WAIT then
-		if parked[a] then
-			-- One thread at a time may wait on each direction of a socket.
-			return run(co, 'busy')
-		end
-		parked[a] = co
-		npending = npending + 1
-		if b then settimer(a, b) end
-	elseif req == TRANSFER then
+	if req == TRANSFER then
 		if a == S.MAIN then return unpack(b, 1, b.n) end
 		return run(a, unpack(b, 1, b.n))
 	elseif req == SLEEP or req == SLEEP_UNTIL then
@@ -140,22 +117,26 @@ function after(outer, co, ok, req, a, b)
 	end
 end
 
--- Resumes the thread parked on `key` with `how`: the loop's hot path, so `run` is
--- inlined (a call to the vararg `run` is a tail call the interpreter makes, about 70
--- instructions per wake-up).
+-- The socket waits (src/scheduler.rs): poll resumes the threads parked on socket keys
+-- and hands their other requests to `after`.
+local anchors = {}         -- socket key -> thread parked on it (keeps it alive)
+local wait, poll, unpark, nwaiting = core.parking(anchors, loopthreads, after)
+S.wait = wait
+
+-- Resumes the thread parked on plain timer `key` with `how`. `run` is inlined (a call to
+-- the vararg `run` is a tail call the interpreter makes, about 70 instructions).
 local function wake(key, how)
 	local co = parked[key]
 	if co then
 		parked[key] = nil
 		npending = npending - 1
-		local outer = S.thread
-		S.thread = co
-		after(outer, co, resume(co, how))
+		after(co, resume(co, how))
 	end
 end
 
 -- Gives loop thread `co` its own error handler (default: loop.onerror's).
 function S.adopt(co, onerror)
+	loopthreads[co] = true
 	errhandlers[co] = onerror
 	return co
 end
@@ -163,13 +144,12 @@ end
 -- The running loop thread, or nil outside one.
 function S.current()
 	local co = running()
-	if co == S.thread then return co end
+	if co and loopthreads[co] then return co end
 	return nil
 end
 
 function S.inloop()
-	local co = running()
-	return co == S.thread
+	return S.current() ~= nil
 end
 
 function S.newthread(handler, ...)
@@ -179,12 +159,6 @@ function S.newthread(handler, ...)
 	local co = S.adopt(create(handler))
 	run(co, ...)
 	return co
-end
-
--- Parks the running loop thread on `key` (see the file header). Returns true, 'timeout'
--- or 'closed'.
-function S.wait(key, timeout)
-	return yield(WAIT, key, timeout)
 end
 
 function S.sleep(seconds)
@@ -212,8 +186,8 @@ function S.sleep_until(time)
 end
 
 function S.suspend()
-	local co = running()
-	if co ~= S.thread then
+	local co = S.current()
+	if not co then
 		error("'suspend' called outside a loop thread", 2)
 	end
 	suspended[co] = true
@@ -234,10 +208,8 @@ end
 -- Wakes the threads parked on either direction of a closed socket with 'closed'.
 function S.wakeclosed(token)
 	for key = token * 2, token * 2 + 1 do
-		local co = parked[key]
+		local co = unpark(key)
 		if co then
-			parked[key] = nil
-			npending = npending - 1
 			ndeferred = ndeferred + 1
 			deferred[ndeferred] = co
 		end
@@ -297,7 +269,7 @@ end
 
 -- True while some thread waits on a socket, a timer or a deferred wake.
 function S.waiting()
-	return npending > 0 or ndeferred > 0 or nidle > 0
+	return npending > 0 or ndeferred > 0 or nidle > 0 or nwaiting() > 0
 end
 
 function S.step(timeout)
@@ -307,7 +279,7 @@ function S.step(timeout)
 	if ndeferred > 0 then
 		run_deferred()
 	end
-	if npending == 0 then
+	if npending == 0 and nwaiting() == 0 then
 		if ndeferred > 0 then return true end
 		if nidle > 0 then
 			run_idle()
@@ -321,27 +293,22 @@ function S.step(timeout)
 		local left = math.max(first - now(), 0)
 		if not wait or left < wait then wait = left end
 	end
-	local nkeys = poll(reactor, wait or -1, polled)
-	if nkeys < 0 then
-		error('socketloop: poll failed: ' .. ffi.string(polled.err, polled.err_len), 2)
+	-- A thread woken here may call step: its poll gets a key list of its own.
+	local list = stepping and {} or ready
+	local nready, nexpired, signal = poll(wait, list)
+	if not nready then
+		error('socketloop: poll failed: ' .. tostring(nexpired), 2)
 	end
-	-- The keys are copied out before any thread runs: a thread woken here may call step,
-	-- whose poll reuses the FFI buffer, and gets a list of its own.
-	local keys, list = polled.keys, stepping and {} or ready
-	for i = 1, nkeys do
-		list[i] = keys[i - 1]
-	end
-	local nready, signal = tonumber(polled.nready), polled.signal
 	local outer = stepping
 	stepping = true
 	for i = 1, nready do
 		wake(list[i], true)
 	end
-	for i = nready + 1, nkeys do
+	for i = nready + 1, nready + nexpired do
 		wake(list[i], 'timeout')
 	end
 	stepping = outer
-	if signal ~= 0 then
+	if signal then
 		S.signal = signal
 		S.halt()
 	end
@@ -392,7 +359,7 @@ end
 function S.stats()
 	local registrations, timers = core.stats()
 	return {
-		pending = npending,
+		pending = npending + nwaiting(),
 		registrations = registrations,
 		timers = timers,
 	}

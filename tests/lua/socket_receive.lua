@@ -217,4 +217,25 @@ T.run('receive on a closed socket', function()
 	c:close()
 end)
 
+T.run('a receive in a thread that cannot yield there raises, and leaves nothing behind', function()
+	local c, s = pair()
+	s:settimeout(0.05)
+	-- A gsub callback is called from C: a coroutine cannot yield from it.
+	local ok, err = pcall(string.gsub, 'x', 'x', function() return (s:receive('*l')) end)
+	T.eq(ok, false, 'the receive raised')
+	T.ok(tostring(err):find('yield', 1, true), 'and says why: ' .. tostring(err))
+	-- No wait was left registered (the next receive is not 'busy') and no timer (the
+	-- next one does not time out when the first one's 0.05 s are up).
+	s:settimeout(10)
+	local got
+	loop.newthread(function() got = {s:receive('*l')} end)
+	loop.sleep(0.2)
+	T.eq(got, nil, 'the new receive still waits')
+	assert(c:send('late\n'))
+	await(function() return got end, 'the receive')
+	T.eq(got and got[1], 'late', 'and gets the line')
+	c:close()
+	s:close()
+end)
+
 N.finish()

@@ -1,0 +1,400 @@
+//! The scheduler's hot half: loop threads parked on socket wait keys, and the poll that
+//! resumes them. The rest of the scheduler (sleeps, transfers, idle waits, deferred
+//! wake-ups, errors) is `lua/socketloop/scheduler.lua`.
+//!
+//! `core.parking(anchors, loopthreads, after)` returns four C functions sharing one
+//! [`Parking`]:
+//! - `wait(key [, timeout])`, called by a loop thread whose socket would block: parks it
+//!   on the wait key (`token * 2 + direction`, see [`crate::reactor`]) and yields; it
+//!   returns what the thread is resumed with (`true`, `'timeout'`, `'closed'`). Returns
+//!   at once `nil` in a thread that is not a loop thread (the caller then blocks in
+//!   poll(2)), and `'busy'` when another thread already waits on the key.
+//! - `poll(timeout, keys) -> nready, nexpired, signal`: waits for the reactor and resumes
+//!   the threads parked here on the keys it reports; the other keys (plain timers, whose
+//!   threads the Lua side parks) go into `keys[1..]`, ready ones first. `nil, message` if
+//!   epoll fails.
+//! - `unpark(key) -> thread | nil`: takes the thread parked on `key` (its socket closed).
+//! - `count() -> n`: how many threads are parked here.
+//!
+//! A parked thread is kept alive by `anchors[key]`. When a resumed thread yields anything
+//! but a park here (or ends, or fails), `after(co, ok, ...)` gets what `coroutine.resume`
+//! would have returned.
+//!
+//! Why in Rust: resuming from Lua ends the running trace at the resume and starts it
+//! again afterwards, and a thread that parked went through two more trace exits (to ask
+//! whether it runs in a loop thread, and to yield). Here a wake-up is a `lua_resume` and
+//! a park is one C call: 2,298 -> 1,947 instructions per echoed line at 1,000
+//! connections. The Lua API costs 10 to 30 instructions a call, so the hot path makes
+//! few: a thread the poll resumes is known to be a loop thread without a lookup, and a
+//! thread that parks on the key it parked on before (a connection's reader) leaves its
+//! anchor as it is.
+
+use crate::errors::{fail, message};
+use crate::luastack::{drop_userdata, push_userdata, userdata_value, Stack};
+use crate::reactor::{PollResult, SharedReactor};
+use mlua::ffi::{self, lua_CFunction, lua_State, lua_upvalueindex};
+use std::ffi::c_int;
+use std::ptr;
+use std::time::Duration;
+
+/// The upvalues of the four functions.
+const PARKING: c_int = lua_upvalueindex(1);
+const ANCHORS: c_int = lua_upvalueindex(2);
+const LOOP_THREADS: c_int = lua_upvalueindex(3);
+const AFTER: c_int = lua_upvalueindex(4);
+
+/// Wait keys above this are not socket keys (tokens are slab indices).
+const MAX_KEY: f64 = i32::MAX as f64;
+
+/// What the four functions share.
+struct Parking {
+    reactor: SharedReactor,
+    found: PollResult,
+    /// Per wait key: the thread parked on it, and the one `anchors[key]` holds.
+    slots: Vec<Slot>,
+    count: usize,
+    /// The thread the poll is resuming now (null: none), a loop thread for certain.
+    resuming: *mut lua_State,
+    /// The thread that parked itself last, until whoever resumed it has looked.
+    just_parked: *mut lua_State,
+}
+
+/// A wait key's threads (null: none).
+#[derive(Clone, Copy)]
+struct Slot {
+    /// The thread parked on the key.
+    waiter: *mut lua_State,
+    /// The thread in `anchors[key]`. The anchor outlives the wait until another thread
+    /// waits on the key or the key is unparked: a thread that parks on the same key
+    /// again and again (a connection's reader) costs no table write per wait, and is
+    /// kept alive while it is resumed.
+    anchored: *mut lua_State,
+}
+
+const EMPTY: Slot = Slot {
+    waiter: ptr::null_mut(),
+    anchored: ptr::null_mut(),
+};
+
+/// Pushes `core.parking`, a C closure over a userdata holding `reactor`.
+///
+/// # Safety
+/// `state` is a valid state with room for three values.
+pub unsafe fn push_parking_maker(state: *mut lua_State, reactor: SharedReactor) {
+    push_owned(state, reactor);
+    ffi::lua_pushcclosure(state, make_parking, 1);
+}
+
+/// Pushes a full userdata owning `value` (dropped when it is collected).
+unsafe fn push_owned<T>(state: *mut lua_State, value: T) {
+    let st = Stack::new(state);
+    st.push_table();
+    ffi::lua_pushcclosure(state, drop_userdata::<T>, 0);
+    st.set_field(c"__gc");
+    push_userdata(&st, value, -1);
+    ffi::lua_remove(state, -2);
+}
+
+/// `core.parking(anchors, loopthreads, after) -> wait, poll, unpark, count`.
+unsafe extern "C-unwind" fn make_parking(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    let ok = st.is_table(1) && st.is_table(2) && ffi::lua_type(state, 3) == ffi::LUA_TFUNCTION;
+    let reactor = userdata_value::<SharedReactor>(st.userdata(lua_upvalueindex(1)));
+    let Some(reactor) = reactor.filter(|_| ok) else {
+        return fail(
+            &st,
+            "bad arguments to 'parking' (anchors, loopthreads, after expected)",
+        );
+    };
+    let parking = Parking {
+        reactor: reactor.clone(),
+        found: PollResult::default(),
+        slots: Vec::new(),
+        count: 0,
+        resuming: ptr::null_mut(),
+        just_parked: ptr::null_mut(),
+    };
+    ffi::lua_settop(state, 3);
+    push_owned(state, parking);
+    ffi::lua_insert(state, 1);
+    for f in [wait as lua_CFunction, poll, unpark, count] {
+        for i in 1..=4 {
+            ffi::lua_pushvalue(state, i);
+        }
+        ffi::lua_pushcclosure(state, f, 4);
+    }
+    4
+}
+
+/// The shared state (null once collected, which cannot happen while one of the four
+/// functions runs: the function holds it). A raw pointer, dereferenced for single
+/// accesses only: the functions re-enter each other through the threads they resume.
+unsafe fn shared(state: *mut lua_State) -> *mut Parking {
+    match userdata_value::<Parking>(ffi::lua_touserdata(state, PARKING)) {
+        Some(p) => p,
+        None => ptr::null_mut(),
+    }
+}
+
+/// A socket wait key at stack index `i`.
+unsafe fn socket_key(state: *mut lua_State, i: c_int) -> Option<usize> {
+    let key = ffi::lua_tonumber(state, i);
+    if key == 0.0 && ffi::lua_isnumber(state, i) == 0 {
+        return None;
+    }
+    ((0.0..=MAX_KEY).contains(&key) && key as usize as f64 == key).then_some(key as usize)
+}
+
+/// Whether the running thread is a loop thread: the one the poll resumes, or one in
+/// `loopthreads` (resumed by the Lua side of the scheduler).
+unsafe fn in_loop_thread(state: *mut lua_State, parking: *mut Parking) -> bool {
+    if state == (*parking).resuming {
+        return true;
+    }
+    if ffi::lua_pushthread(state) != 0 {
+        ffi::lua_settop(state, -2);
+        return false;
+    }
+    ffi::lua_rawget(state, LOOP_THREADS);
+    let found = ffi::lua_toboolean(state, -1) != 0;
+    ffi::lua_settop(state, -2);
+    found
+}
+
+/// `wait(key [, timeout])`; see the module documentation.
+unsafe extern "C-unwind" fn wait(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    let parking = shared(state);
+    if parking.is_null() || !in_loop_thread(state, parking) {
+        st.push_nil();
+        return 1;
+    }
+    let Some(key) = socket_key(state, 1) else {
+        st.push_str("closed");
+        return 1;
+    };
+    let slots = &mut (*parking).slots;
+    if slots.len() <= key {
+        slots.resize(key + 1, EMPTY);
+    }
+    if !slots[key].waiter.is_null() {
+        st.push_str("busy");
+        return 1;
+    }
+    let timeout =
+        (ffi::lua_type(state, 2) == ffi::LUA_TNUMBER).then(|| ffi::lua_tonumber(state, 2));
+    // The anchor first: if the yield below raises (this thread cannot yield here), the
+    // anchor is all that is left, and it is replaced or cleared like any other.
+    if slots[key].anchored != state {
+        ffi::lua_pushthread(state);
+        ffi::lua_rawseti_(state, ANCHORS, key as c_int);
+        slots[key].anchored = state;
+    }
+    let yielded = ffi::lua_yield(state, 0);
+    // The yield is under way: it happens when this function returns.
+    slots[key].waiter = state;
+    (*parking).count += 1;
+    (*parking).just_parked = state;
+    if let Some(seconds) = timeout {
+        if let Ok(mut reactor) = (*parking).reactor.try_borrow_mut() {
+            reactor.set_timer(key as i64, seconds);
+        }
+    }
+    yielded
+}
+
+/// `unpark(key) -> thread | nil`; see the module documentation.
+unsafe extern "C-unwind" fn unpark(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    let parking = shared(state);
+    let key = socket_key(state, 1).filter(|&k| !parking.is_null() && k < (*parking).slots.len());
+    let Some(key) = key else {
+        st.push_nil();
+        return 1;
+    };
+    let parked = take_waiter(parking, key).is_some();
+    ffi::lua_rawgeti_(state, ANCHORS, key as c_int);
+    ffi::lua_pushnil(state);
+    ffi::lua_rawseti_(state, ANCHORS, key as c_int);
+    let slots = &mut (*parking).slots;
+    slots[key].anchored = ptr::null_mut();
+    if !parked {
+        // Only an anchor, if anything: not a parked thread.
+        st.push_nil();
+    }
+    1
+}
+
+/// `count() -> n`; see the module documentation.
+unsafe extern "C-unwind" fn count(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    let parking = shared(state);
+    st.push_int(if parking.is_null() {
+        0
+    } else {
+        (*parking).count
+    } as i64);
+    1
+}
+
+/// Forgets the thread parked on `key`, returning it.
+unsafe fn take_waiter(parking: *mut Parking, key: usize) -> Option<*mut lua_State> {
+    let slots = &mut (*parking).slots;
+    let slot = slots.get_mut(key)?;
+    let co = std::mem::replace(&mut slot.waiter, ptr::null_mut());
+    if co.is_null() {
+        return None;
+    }
+    (*parking).count -= 1;
+    Some(co)
+}
+
+/// `poll(timeout, keys) -> nready, nexpired, signal`; see the module documentation.
+unsafe extern "C-unwind" fn poll(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    if !st.is_table(2) {
+        return fail(&st, "bad argument #2 to 'poll' (table expected)");
+    }
+    let timeout = st
+        .number(1)
+        .map(|t| Duration::from_secs_f64(t.clamp(0.0, 1e9)));
+    // The keys are taken out while threads run: one of them may poll again.
+    let parking = shared(state);
+    if parking.is_null() {
+        return fail(&st, "closed");
+    }
+    let (ready, expired, signal) = {
+        let parking = &mut *parking;
+        let polled = match parking.reactor.try_borrow_mut() {
+            Ok(mut reactor) => reactor.poll(timeout, &mut parking.found),
+            Err(_) => return fail(&st, "poll called while the reactor is busy"),
+        };
+        if let Err(e) = polled {
+            return fail(&st, &message(&e));
+        }
+        let found = &mut parking.found;
+        (
+            std::mem::take(&mut found.ready),
+            std::mem::take(&mut found.expired),
+            found.signal,
+        )
+    };
+    ffi::lua_settop(state, 2);
+    let woken = wake_all(state, parking, &ready, true, 0).and_then(|nready| {
+        wake_all(state, parking, &expired, false, nready).map(|nexpired| (nready, nexpired))
+    });
+    give_back(&mut (*parking).found.ready, ready);
+    give_back(&mut (*parking).found.expired, expired);
+    let Ok((nready, nexpired)) = woken else {
+        // `after` raised an error, now on top: raise it again, nothing left to drop.
+        ffi::lua_error(state);
+    };
+    st.push_int(nready as i64);
+    st.push_int(nexpired as i64);
+    match signal {
+        Some(signal) => st.push_int(signal as i64),
+        None => st.push_nil(),
+    }
+    3
+}
+
+/// Wakes the threads parked here on `keys` (with `true` when `ready`, else
+/// `'timeout'`); appends the other keys to the table in slot 2 after `left` entries.
+/// Returns how many it appended, or Err when `after` raised an error (on top).
+unsafe fn wake_all(
+    state: *mut lua_State,
+    parking: *mut Parking,
+    keys: &[i64],
+    ready: bool,
+    left: usize,
+) -> Result<usize, ()> {
+    let mut appended = 0;
+    for &key in keys {
+        match wake(state, parking, key, ready) {
+            Woken::Here => {}
+            Woken::NotHere => {
+                appended += 1;
+                ffi::lua_pushnumber(state, key as f64);
+                ffi::lua_rawseti_(state, 2, (left + appended) as c_int);
+            }
+            Woken::AfterFailed => return Err(()),
+        }
+    }
+    Ok(appended)
+}
+
+/// Returns a vector of keys to the poller for the next poll, unless a nested poll left
+/// one there already.
+fn give_back(slot: &mut Vec<i64>, mut keys: Vec<i64>) {
+    if slot.capacity() == 0 {
+        keys.clear();
+        *slot = keys;
+    }
+}
+
+/// What [`wake`] did with a key.
+enum Woken {
+    /// Handled here (resumed, or nobody waits on it any more).
+    Here,
+    /// Not a socket key: for the Lua side.
+    NotHere,
+    /// `after` raised an error (on top of the stack).
+    AfterFailed,
+}
+
+/// Resumes the thread parked here on `key`, if one is, with `true` (ready) or
+/// `'timeout'`; hands the outcome to `after` unless the thread parked here again.
+///
+/// # Safety
+/// `state` is the poll's state, with its two arguments and nothing above them.
+unsafe fn wake(state: *mut lua_State, parking: *mut Parking, key: i64, ready: bool) -> Woken {
+    let Ok(key) = usize::try_from(key) else {
+        return Woken::NotHere;
+    };
+    let Some(co) = take_waiter(parking, key) else {
+        return Woken::Here;
+    };
+    // `co` stays anchored (anchors[key]) while it runs.
+    if ready {
+        ffi::lua_pushboolean(co, 1);
+    } else {
+        ffi::lua_pushstring_(co, c"timeout".as_ptr());
+    }
+    let outer = std::mem::replace(&mut (*parking).resuming, co);
+    (*parking).just_parked = ptr::null_mut();
+    let status = ffi::lua_resume_(co, 1);
+    (*parking).resuming = outer;
+    if status == ffi::LUA_YIELD && (*parking).just_parked == co {
+        (*parking).just_parked = ptr::null_mut();
+        return Woken::Here;
+    }
+    ffi::lua_pushthread(co);
+    ffi::lua_xmove(co, state, 1);
+    if after(state, co, status) {
+        Woken::Here
+    } else {
+        Woken::AfterFailed
+    }
+}
+
+/// Calls `after(co, ok, ...)` with what `coroutine.resume` would have returned (at most
+/// three values after `ok`: requests have no more). `co` is on top of the stack. False
+/// when `after` raised an error, which is then on top.
+unsafe fn after(state: *mut lua_State, co: *mut lua_State, status: c_int) -> bool {
+    let base = ffi::lua_gettop(state);
+    ffi::lua_pushvalue(state, AFTER);
+    ffi::lua_pushvalue(state, base);
+    if status == ffi::LUA_OK || status == ffi::LUA_YIELD {
+        ffi::lua_pushboolean(state, 1);
+        ffi::lua_settop(co, 3);
+        ffi::lua_xmove(co, state, 3);
+    } else {
+        ffi::lua_pushboolean(state, 0);
+        ffi::lua_xmove(co, state, 1);
+    }
+    if ffi::lua_pcall(state, ffi::lua_gettop(state) - base - 1, 0, 0) != ffi::LUA_OK {
+        return false;
+    }
+    ffi::lua_settop(state, 2);
+    true
+}
