@@ -2,8 +2,7 @@
 //! resumes them. The rest of the scheduler (sleeps, transfers, idle waits, deferred
 //! wake-ups, errors) is `lua/socketloop/scheduler.lua`.
 //!
-//! `core.parking(anchors, loopthreads, after)` returns four C functions sharing one
-//! [`Parking`]:
+//! `core.parking(anchors, S, after)` returns five C functions sharing one [`Parking`]:
 //! - `wait(key [, timeout])`, called by a loop thread whose socket would block: parks it
 //!   on the wait key (`token * 2 + direction`, see [`crate::reactor`]) and yields; it
 //!   returns what the thread is resumed with (`true`, `'timeout'`, `'closed'`). Returns
@@ -15,6 +14,8 @@
 //!   epoll fails.
 //! - `unpark(key) -> thread | nil`: takes the thread parked on `key` (its socket closed).
 //! - `count() -> n`: how many threads are parked here.
+//! - `inloop() -> boolean`: whether the caller is a loop thread: the thread the poll is
+//!   resuming, or `S.thread` (the one the Lua half is resuming).
 //!
 //! A parked thread is kept alive by `anchors[key]`. When a resumed thread yields anything
 //! but a park here (or ends, or fails), `after(co, ok, ...)` gets what `coroutine.resume`
@@ -37,16 +38,18 @@ use std::ffi::c_int;
 use std::ptr;
 use std::time::Duration;
 
-/// The upvalues of the four functions.
+/// The upvalues of the five functions.
 const PARKING: c_int = lua_upvalueindex(1);
 const ANCHORS: c_int = lua_upvalueindex(2);
-const LOOP_THREADS: c_int = lua_upvalueindex(3);
+const SCHEDULER: c_int = lua_upvalueindex(3);
 const AFTER: c_int = lua_upvalueindex(4);
+/// The string `"thread"`, the key of `S.thread`.
+const THREAD_KEY: c_int = lua_upvalueindex(5);
 
 /// Wait keys above this are not socket keys (tokens are slab indices).
 const MAX_KEY: f64 = i32::MAX as f64;
 
-/// What the four functions share.
+/// What the five functions share.
 struct Parking {
     reactor: SharedReactor,
     found: PollResult,
@@ -95,7 +98,7 @@ unsafe fn push_owned<T>(state: *mut lua_State, value: T) {
     ffi::lua_remove(state, -2);
 }
 
-/// `core.parking(anchors, loopthreads, after) -> wait, poll, unpark, count`.
+/// `core.parking(anchors, S, after) -> wait, poll, unpark, count, inloop`.
 unsafe extern "C-unwind" fn make_parking(state: *mut lua_State) -> c_int {
     let st = Stack::new(state);
     let ok = st.is_table(1) && st.is_table(2) && ffi::lua_type(state, 3) == ffi::LUA_TFUNCTION;
@@ -103,7 +106,7 @@ unsafe extern "C-unwind" fn make_parking(state: *mut lua_State) -> c_int {
     let Some(reactor) = reactor.filter(|_| ok) else {
         return fail(
             &st,
-            "bad arguments to 'parking' (anchors, loopthreads, after expected)",
+            "bad arguments to 'parking' (anchors, S, after expected)",
         );
     };
     let parking = Parking {
@@ -117,13 +120,14 @@ unsafe extern "C-unwind" fn make_parking(state: *mut lua_State) -> c_int {
     ffi::lua_settop(state, 3);
     push_owned(state, parking);
     ffi::lua_insert(state, 1);
-    for f in [wait as lua_CFunction, poll, unpark, count] {
-        for i in 1..=4 {
+    ffi::lua_pushstring_(state, c"thread".as_ptr());
+    for f in [wait as lua_CFunction, poll, unpark, count, inloop] {
+        for i in 1..=5 {
             ffi::lua_pushvalue(state, i);
         }
-        ffi::lua_pushcclosure(state, f, 4);
+        ffi::lua_pushcclosure(state, f, 5);
     }
-    4
+    5
 }
 
 /// The shared state (null once collected, which cannot happen while one of the four
@@ -145,20 +149,25 @@ unsafe fn socket_key(state: *mut lua_State, i: c_int) -> Option<usize> {
     ((0.0..=MAX_KEY).contains(&key) && key as usize as f64 == key).then_some(key as usize)
 }
 
-/// Whether the running thread is a loop thread: the one the poll resumes, or one in
-/// `loopthreads` (resumed by the Lua side of the scheduler).
+/// Whether the running thread is a loop thread: the one the poll is resuming, or
+/// `S.thread`.
 unsafe fn in_loop_thread(state: *mut lua_State, parking: *mut Parking) -> bool {
     if state == (*parking).resuming {
         return true;
     }
-    if ffi::lua_pushthread(state) != 0 {
-        ffi::lua_settop(state, -2);
-        return false;
-    }
-    ffi::lua_rawget(state, LOOP_THREADS);
-    let found = ffi::lua_toboolean(state, -1) != 0;
+    ffi::lua_pushvalue(state, THREAD_KEY);
+    ffi::lua_rawget(state, SCHEDULER);
+    let current = ffi::lua_tothread(state, -1);
     ffi::lua_settop(state, -2);
-    found
+    current == state
+}
+
+/// `inloop() -> boolean`; see the module documentation.
+unsafe extern "C-unwind" fn inloop(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    let parking = shared(state);
+    st.push_bool(!parking.is_null() && in_loop_thread(state, parking));
+    1
 }
 
 /// `wait(key [, timeout])`; see the module documentation.

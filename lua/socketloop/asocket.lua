@@ -124,13 +124,15 @@ local function ready(self, dir, started)
 	local limit
 	local timeouts = self.timeouts
 	if timeouts then
-		limit = timeouts.block
-		if timeouts.total then
+		if type(timeouts) == 'number' then
+			limit = timeouts
+		else -- a total timeout (settimeout keeps a table only for one)
+			limit = timeouts.block
 			started = started or now()
 			local left = started + timeouts.total - now()
 			if not limit or left < limit then limit = left end
 		end
-		if limit and limit <= 0 then
+		if limit <= 0 then
 			return 'timeout', started
 		end
 	end
@@ -289,21 +291,27 @@ function asocket:settimeout(value, mode)
 		error("bad argument #1 to 'settimeout' (number expected, got " .. type(value) .. ')', 2)
 	end
 	if value and value < 0 then value = nil end
-	local timeouts = self.timeouts or {}
+	local block, total = self:gettimeout()
 	if mode == nil or mode == 'b' then
-		timeouts.block = value
+		block = value
 	elseif mode == 't' or mode == 'r' then
-		timeouts.total = value
+		total = value
 	else
 		error("bad argument #2 to 'settimeout' (invalid timeout mode '" .. tostring(mode) .. "')", 2)
 	end
-	self.timeouts = (timeouts.block or timeouts.total) and timeouts or false
+	-- A block timeout alone (the usual case) is the number itself: no table per socket.
+	if total then
+		self.timeouts = {block = block, total = total}
+	else
+		self.timeouts = block or false
+	end
 	return 1
 end
 
 function asocket:gettimeout()
 	local timeouts = self.timeouts
 	if not timeouts then return nil, nil end
+	if type(timeouts) == 'number' then return timeouts, nil end
 	return timeouts.block, timeouts.total
 end
 
@@ -436,9 +444,9 @@ function A.wrap(s)
 	elseif type(s) ~= 'userdata' and type(s) ~= 'table' or type(s.getfd) ~= 'function' then
 		error("bad argument #1 to 'wrap' (socket or descriptor expected, got " .. type(s) .. ')', 2)
 	end
-	-- `timeouts` ({block =, total =} or false) is always present: a wait reads it, and a
-	-- key that is present is a fixed slot for the JIT where a missing one is a search of
-	-- the object and then of its class.
+	-- `timeouts` (false, the block timeout alone, or {block =, total =}) is always
+	-- present: a wait reads it, and a key that is present is a fixed slot for the JIT
+	-- where a missing one is a search of the object and then of its class.
 	local self = setmetatable({timeouts = false}, asocket)
 	self:setsocket(s)
 	return self

@@ -54,10 +54,11 @@ local sleepkey = 0         -- plain timer keys count down from -1
 local stopping = false
 local halting = false      -- S.halt(): ends every start(), nested or not
 
--- The loop threads: the ones the scheduler resumes (S.adopt). A thread resumed by other
--- code, such as a plain coroutine inside a loop thread, is not one, and a socket call
+-- The loop thread `run` is resuming now (false when none): with the thread the poll is
+-- resuming (src/scheduler.rs), the threads that are loop threads at this moment. Any
+-- other coroutine, such as a plain one inside a loop thread, is not, and a socket call
 -- in it blocks instead of parking it.
-local loopthreads = setmetatable({}, {__mode = 'k'})
+S.thread = false
 local suspended = setmetatable({}, {__mode = 'k'})
 local errhandlers = setmetatable({}, {__mode = 'k'})
 
@@ -88,13 +89,17 @@ end
 -- the next resume, making a new trace for every pass until the JIT flushed them all.
 local after
 local function run(co, ...)
-	return after(co, resume(co, ...))
+	local outer = S.thread
+	S.thread = co
+	return after(outer, co, resume(co, ...))
 end
 S.run = run
 
--- Carries out what `co` asked for when it yielded (or reports its error). A thread that
--- parked on a socket yielded nothing: nothing to do.
-function after(co, ok, req, a, b)
+-- Carries out what `co` asked for when it yielded (or reports its error); `outer` is the
+-- loop thread `run` was resuming before. A thread that parked on a socket yielded
+-- nothing: nothing to do.
+function after(outer, co, ok, req, a, b)
+	S.thread = outer
 	if not ok then
 		return report(co, req)
 	end
@@ -120,7 +125,9 @@ end
 -- The socket waits (src/scheduler.rs): poll resumes the threads parked on socket keys
 -- and hands their other requests to `after`.
 local anchors = {}         -- socket key -> thread parked on it (keeps it alive)
-local wait, poll, unpark, nwaiting = core.parking(anchors, loopthreads, after)
+local wait, poll, unpark, nwaiting, inloop = core.parking(anchors, S, function(co, ok, req, a, b)
+	return after(S.thread, co, ok, req, a, b)
+end)
 S.wait = wait
 
 -- Resumes the thread parked on plain timer `key` with `how`. `run` is inlined (a call to
@@ -130,13 +137,14 @@ local function wake(key, how)
 	if co then
 		parked[key] = nil
 		npending = npending - 1
-		after(co, resume(co, how))
+		local outer = S.thread
+		S.thread = co
+		after(outer, co, resume(co, how))
 	end
 end
 
 -- Gives loop thread `co` its own error handler (default: loop.onerror's).
 function S.adopt(co, onerror)
-	loopthreads[co] = true
 	errhandlers[co] = onerror
 	return co
 end
@@ -144,7 +152,7 @@ end
 -- The running loop thread, or nil outside one.
 function S.current()
 	local co = running()
-	if co and loopthreads[co] then return co end
+	if co and inloop() then return co end
 	return nil
 end
 

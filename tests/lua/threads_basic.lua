@@ -299,6 +299,34 @@ local function pairs_of(n)
 	return clients, servers
 end
 
+T.run('a thread woken by its socket is the current loop thread; a coroutine inside it is not', function()
+	local c, s = pairs_of(1)
+	c, s = c[1], s[1]
+	local seen
+	local co = loop.newthread(function()
+		assert(s:receive('*l'))
+		local me = loop.current()
+		local inner = coroutine.wrap(function()
+			-- Not a loop thread: current() is nil, and a receive with nothing to read
+			-- blocks in poll(2) until its timeout instead of parking (which would yield
+			-- to coroutine.wrap's caller, with nothing).
+			s:settimeout(0.05)
+			return 'returned', loop.current(), s:receive('*l')
+		end)
+		seen = {me = me, inner = {inner()}}
+	end)
+	assert(c:send('first\n'))
+	U.wait_until(function() return seen end, 'the reader')
+	T.eq(seen and seen.me, co, 'current() after a wake-up from the poll')
+	local inner = seen and seen.inner or {}
+	T.eq(inner[1], 'returned', 'the plain coroutine ran to its end')
+	T.eq(inner[2], nil, 'current() in a plain coroutine inside it')
+	T.eq(inner[3], nil, 'nothing received')
+	T.eq(inner[4], 'timeout', 'the receive blocked until its timeout')
+	c:close()
+	s:close()
+end)
+
 T.run('a step called by a woken thread leaves the outer step its wake-ups', function()
 	-- All readers become ready in one poll; the first one woken makes other readers ready
 	-- and calls step, whose poll reports those. The outer step must still wake every
