@@ -57,11 +57,16 @@ impl<'a> Sim<'a> {
                 continue;
             };
             self.next += 1;
-            let matched = self.rbuf.take_read(fresh, pattern);
+            let found = self.rbuf.take_read(fresh, pattern);
             self.note();
-            if let Some(matched) = matched {
+            if let Some(found) = found {
+                // As TcpSocket::receive_step: a verbatim match is handed out as it is.
                 let mut value = Vec::new();
-                append_match(&mut value, matched, pattern);
+                if found.verbatim {
+                    value.extend_from_slice(found.matched);
+                } else {
+                    append_match(&mut value, found.matched, pattern);
+                }
                 return Answer::Data(value);
             }
         }
