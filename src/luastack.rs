@@ -238,6 +238,20 @@ pub fn push_userdata<T>(st: &Stack, value: T, mt: c_int) -> *mut Option<T> {
     }
 }
 
+/// Pushes a new full userdata owning `value`, with a metatable of its own whose `__gc`
+/// drops it: for values the Lua side only holds (as an upvalue, say) and never calls
+/// methods on.
+pub fn push_owned<T>(st: &Stack, value: T) {
+    st.push_table();
+    // SAFETY: the table pushed above is on top; the closure and the userdata are pushed
+    // and consumed as set_field and push_userdata document.
+    unsafe { ffi::lua_pushcclosure(st.state(), drop_userdata::<T>, 0) };
+    st.set_field(c"__gc");
+    push_userdata(st, value, -1);
+    // SAFETY: the metatable is just below the userdata.
+    unsafe { ffi::lua_remove(st.state(), -2) };
+}
+
 /// The value in a userdata made by [`push_userdata`]; None once it was collected (a
 /// finalizer can still reach it).
 ///

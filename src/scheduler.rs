@@ -31,7 +31,7 @@
 //! anchor as it is.
 
 use crate::errors::{fail, message};
-use crate::luastack::{drop_userdata, push_userdata, userdata_value, Stack};
+use crate::luastack::{push_owned, userdata_value, Stack};
 use crate::reactor::{PollResult, SharedReactor};
 use mlua::ffi::{self, lua_CFunction, lua_State, lua_upvalueindex};
 use std::ffi::c_int;
@@ -84,18 +84,8 @@ const EMPTY: Slot = Slot {
 /// # Safety
 /// `state` is a valid state with room for three values.
 pub unsafe fn push_parking_maker(state: *mut lua_State, reactor: SharedReactor) {
-    push_owned(state, reactor);
+    push_owned(&Stack::new(state), reactor);
     ffi::lua_pushcclosure(state, make_parking, 1);
-}
-
-/// Pushes a full userdata owning `value` (dropped when it is collected).
-unsafe fn push_owned<T>(state: *mut lua_State, value: T) {
-    let st = Stack::new(state);
-    st.push_table();
-    ffi::lua_pushcclosure(state, drop_userdata::<T>, 0);
-    st.set_field(c"__gc");
-    push_userdata(&st, value, -1);
-    ffi::lua_remove(state, -2);
 }
 
 /// `core.parking(anchors, S, after) -> wait, poll, unpark, count, inloop`.
@@ -118,7 +108,7 @@ unsafe extern "C-unwind" fn make_parking(state: *mut lua_State) -> c_int {
         just_parked: ptr::null_mut(),
     };
     ffi::lua_settop(state, 3);
-    push_owned(state, parking);
+    push_owned(&st, parking);
     ffi::lua_insert(state, 1);
     ffi::lua_pushstring_(state, c"thread".as_ptr());
     for f in [wait as lua_CFunction, poll, unpark, count, inloop] {
@@ -130,7 +120,7 @@ unsafe extern "C-unwind" fn make_parking(state: *mut lua_State) -> c_int {
     5
 }
 
-/// The shared state (null once collected, which cannot happen while one of the four
+/// The shared state (null once collected, which cannot happen while one of the five
 /// functions runs: the function holds it). A raw pointer, dereferenced for single
 /// accesses only: the functions re-enter each other through the threads they resume.
 unsafe fn shared(state: *mut lua_State) -> *mut Parking {

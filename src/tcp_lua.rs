@@ -7,7 +7,7 @@
 //! Creation (`core.tcp`, `core.fromfd`) also holds the reactor as a second upvalue.
 
 use crate::errors::{fail, message, misuse, ok};
-use crate::luastack::{drop_userdata, push_userdata, userdata_value, Ret, Stack};
+use crate::luastack::{drop_userdata, push_owned, push_userdata, userdata_value, Ret, Stack};
 use crate::reactor::SharedReactor;
 use crate::resolve::Family;
 use crate::tcp::TcpSocket;
@@ -38,11 +38,7 @@ unsafe fn push_constructors(state: *mut lua_State, reactor: SharedReactor) {
     let st = Stack::new(state);
     push_socket_metatable(&st);
     let mt = st.count();
-    st.push_table();
-    push_function(&st, drop_userdata::<SharedReactor>, 0);
-    st.set_field(c"__gc");
-    push_userdata(&st, reactor, -1);
-    ffi::lua_remove(state, -2);
+    push_owned(&st, reactor);
     let boxed = st.count();
     for f in [new_tcp as lua_CFunction, from_fd] {
         st.push_copy(mt);
