@@ -1,4 +1,4 @@
-//! The Lua C stack, typed: how the hot bindings (the socket methods) read their
+//! The Lua C stack, typed: how the hot bindings (socket methods, the scheduler) read their
 //! arguments and push their results.
 //!
 //! mlua's generic calls move every argument and result through reference slots and
