@@ -19,7 +19,7 @@
 #   LEVELS="1:20000 100:1000 1000:100"   echo runs, connections:messages per connection
 #   WARMUP_DIV=10        untimed echoes per connection first: messages/WARMUP_DIV (at least 1)
 #   SIZE=32              bytes per line, newline included
-#   REPS=3               repetitions of every run
+#   REPS=5               repetitions of every run (this VM moves a run by 10-20%)
 #   IDLE="1000 10000"    idle-connection runs: open N, one echo each, hold, one more echo
 #                        each; N is capped by the hard fd limit ("" = none)
 #   HOLD=2               seconds the idle connections are held before the RSS sample
@@ -36,7 +36,7 @@ SERVERS=${SERVERS:-"raw socketloop luv cqueues select copas"}
 LEVELS=${LEVELS:-"1:20000 100:1000 1000:100"}
 WARMUP_DIV=${WARMUP_DIV:-10}
 SIZE=${SIZE:-32}
-REPS=${REPS:-3}
+REPS=${REPS:-5}
 IDLE=${IDLE-"1000 10000"}
 HOLD=${HOLD:-2}
 TIMEOUT=${TIMEOUT:-60}
