@@ -211,13 +211,15 @@ unsafe extern "C-unwind" fn unpark(state: *mut lua_State) -> c_int {
         st.push_nil();
         return 1;
     };
-    let parked = take_waiter(parking, key).is_some();
+    // A thread that is not suspended was resumed by other code since it parked (a
+    // misuse): it is not waiting here any more.
+    let parked = take_waiter(parking, key).filter(|&co| ffi::lua_status(co) == ffi::LUA_YIELD);
     ffi::lua_rawgeti_(state, ANCHORS, key as c_int);
     ffi::lua_pushnil(state);
     ffi::lua_rawseti_(state, ANCHORS, key as c_int);
     let slots = &mut (*parking).slots;
     slots[key].anchored = ptr::null_mut();
-    if !parked {
+    if parked.is_none() {
         // Only an anchor, if anything: not a parked thread.
         st.push_nil();
     }
@@ -395,6 +397,12 @@ unsafe fn wake(state: *mut lua_State, parking: *mut Parking, key: i64, ready: bo
     let Some(co) = take_waiter(parking, key) else {
         return Woken::Here;
     };
+    if ffi::lua_status(co) != ffi::LUA_YIELD {
+        // Not suspended: other code resumed it since it parked (a misuse), and it may be
+        // running now, even be this poll's own thread. Resuming it would fail, and
+        // lua_resume would reset its stack to report that.
+        return Woken::Here;
+    }
     // `co` stays anchored (anchors[key]) while it runs.
     if ready {
         ffi::lua_pushboolean(co, 1);

@@ -327,6 +327,30 @@ T.run('a thread woken by its socket is the current loop thread; a coroutine insi
 	s:close()
 end)
 
+T.run('a parked thread that other code resumed is not resumed again by the poll', function()
+	local c, s = pairs_of(1)
+	c, s = c[1], s[1]
+	local got, stepped
+	local co = loop.newthread(function()
+		-- Parks on the receive; the misuse below resumes it from there, so its wait
+		-- answers nothing and the receive blocks in poll(2) instead, and finds the line.
+		got = s:receive('*l')
+		-- Still registered as parked on the socket, which more data makes readable: a
+		-- step here must not try to resume this thread, which is running it; nor must
+		-- closing the socket later try to wake it.
+		assert(c:send('more\n'))
+		loop.step(0)
+		stepped = true
+	end)
+	assert(c:send('line\n'))
+	local ok, err = coroutine.resume(co)
+	T.eq(ok, true, 'the foreign resume ran the thread: ' .. tostring(err))
+	T.eq(got, 'line', 'its receive got the line')
+	T.eq(stepped, true, 'and its step returned')
+	c:close()
+	s:close()
+end)
+
 T.run('a step called by a woken thread leaves the outer step its wake-ups', function()
 	-- All readers become ready in one poll; the first one woken makes other readers ready
 	-- and calls step, whose poll reports those. The outer step must still wake every
