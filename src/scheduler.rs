@@ -176,9 +176,14 @@ unsafe extern "C-unwind" fn wait(state: *mut lua_State) -> c_int {
     if slots.len() <= key {
         slots.resize(key + 1, EMPTY);
     }
-    if !slots[key].waiter.is_null() {
-        st.push_str("busy");
-        return 1;
+    let waiter = slots[key].waiter;
+    if !waiter.is_null() {
+        if waiter != state && ffi::lua_status(waiter) == ffi::LUA_YIELD {
+            st.push_str("busy");
+            return 1;
+        }
+        // Resumed by other code since it parked (a misuse), even ended: not waiting.
+        take_waiter(parking, key);
     }
     let timeout =
         (ffi::lua_type(state, 2) == ffi::LUA_TNUMBER).then(|| ffi::lua_tonumber(state, 2));

@@ -351,6 +351,27 @@ T.run('a parked thread that other code resumed is not resumed again by the poll'
 	s:close()
 end)
 
+T.run('a wait left behind by a thread that other code resumed does not make its socket busy', function()
+	local c, s = pairs_of(1)
+	c, s = c[1], s[1]
+	local first = loop.newthread(function()
+		s:settimeout(0.05)
+		s:receive('*l')
+	end)
+	-- The misuse: its wait answers nothing, so its receive blocks in poll(2) until the
+	-- timeout, and the thread ends, still registered as parked.
+	coroutine.resume(first)
+	T.eq(coroutine.status(first), 'dead', 'the first reader ended')
+	s:settimeout(10)
+	local got
+	loop.newthread(function() got = {s:receive('*l')} end)
+	assert(c:send('hello\n'))
+	U.wait_until(function() return got end, 'the second reader')
+	T.eq(got and got[1], 'hello', 'the second reader parked and got the line')
+	c:close()
+	s:close()
+end)
+
 T.run('a step called by a woken thread leaves the outer step its wake-ups', function()
 	-- All readers become ready in one poll; the first one woken makes other readers ready
 	-- and calls step, whose poll reports those. The outer step must still wake every
