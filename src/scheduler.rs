@@ -172,11 +172,13 @@ unsafe extern "C-unwind" fn wait(state: *mut lua_State) -> c_int {
         st.push_str("closed");
         return 1;
     };
-    let slots = &mut (*parking).slots;
-    if slots.len() <= key {
-        slots.resize(key + 1, EMPTY);
-    }
-    let waiter = slots[key].waiter;
+    let waiter = {
+        let slots = &mut (*parking).slots;
+        if slots.len() <= key {
+            slots.resize(key + 1, EMPTY);
+        }
+        slots[key].waiter
+    };
     if !waiter.is_null() {
         if waiter != state && ffi::lua_status(waiter) == ffi::LUA_YIELD {
             st.push_str("busy");
@@ -185,6 +187,7 @@ unsafe extern "C-unwind" fn wait(state: *mut lua_State) -> c_int {
         // Resumed by other code since it parked (a misuse), even ended: not waiting.
         take_waiter(parking, key);
     }
+    let slots = &mut (*parking).slots;
     let timeout =
         (ffi::lua_type(state, 2) == ffi::LUA_TNUMBER).then(|| ffi::lua_tonumber(state, 2));
     // The anchor first: if the yield below raises (this thread cannot yield here), the
