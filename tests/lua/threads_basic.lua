@@ -299,9 +299,14 @@ local function pairs_of(n)
 	return clients, servers
 end
 
+-- One connected pair: client, server side.
+local function one_pair()
+	local clients, servers = pairs_of(1)
+	return clients[1], servers[1]
+end
+
 T.run('a thread woken by its socket is the current loop thread; a coroutine inside it is not', function()
-	local c, s = pairs_of(1)
-	c, s = c[1], s[1]
+	local c, s = one_pair()
 	local seen
 	local co = loop.newthread(function()
 		assert(s:receive('*l'))
@@ -328,8 +333,7 @@ T.run('a thread woken by its socket is the current loop thread; a coroutine insi
 end)
 
 T.run('a parked thread that other code resumed is not resumed again by the poll', function()
-	local c, s = pairs_of(1)
-	c, s = c[1], s[1]
+	local c, s = one_pair()
 	local got, stepped
 	local co = loop.newthread(function()
 		-- Parks on the receive; the misuse below resumes it from there, so its wait
@@ -352,8 +356,7 @@ T.run('a parked thread that other code resumed is not resumed again by the poll'
 end)
 
 T.run('a wait left behind by a thread that other code resumed does not make its socket busy', function()
-	local c, s = pairs_of(1)
-	c, s = c[1], s[1]
+	local c, s = one_pair()
 	local first = loop.newthread(function()
 		s:settimeout(0.05)
 		s:receive('*l')
