@@ -1,7 +1,7 @@
 //! The `socketloop.core` table: the Rust functions the Lua layer is built on.
 //!
 //! Internal API (the public one is `lua/socketloop.lua`):
-//! - `parking(anchors, loopthreads, after) -> wait, poll, unpark, count`: the scheduler's
+//! - `parking(anchors, S, after) -> wait, poll, unpark, count, inloop`: the scheduler's
 //!   hot half ([`crate::scheduler`]).
 //! - `ffi`: the entry points of the FFI fast path ([`crate::tcp_ffi`]) with their codes,
 //!   and `reactor`, the address they take.

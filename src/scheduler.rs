@@ -172,22 +172,14 @@ unsafe extern "C-unwind" fn wait(state: *mut lua_State) -> c_int {
         st.push_str("closed");
         return 1;
     };
-    let waiter = {
-        let slots = &mut (*parking).slots;
-        if slots.len() <= key {
-            slots.resize(key + 1, EMPTY);
-        }
-        slots[key].waiter
-    };
-    if !waiter.is_null() {
-        if waiter != state && ffi::lua_status(waiter) == ffi::LUA_YIELD {
-            st.push_str("busy");
-            return 1;
-        }
-        // Resumed by other code since it parked (a misuse), even ended: not waiting.
-        take_waiter(parking, key);
+    if waiting_on(parking, key).is_some() {
+        st.push_str("busy");
+        return 1;
     }
     let slots = &mut (*parking).slots;
+    if slots.len() <= key {
+        slots.resize(key + 1, EMPTY);
+    }
     let timeout =
         (ffi::lua_type(state, 2) == ffi::LUA_TNUMBER).then(|| ffi::lua_tonumber(state, 2));
     // The anchor first: if the yield below raises (this thread cannot yield here), the
@@ -219,9 +211,7 @@ unsafe extern "C-unwind" fn unpark(state: *mut lua_State) -> c_int {
         st.push_nil();
         return 1;
     };
-    // A thread that is not suspended was resumed by other code since it parked (a
-    // misuse): it is not waiting here any more.
-    let parked = take_waiter(parking, key).filter(|&co| ffi::lua_status(co) == ffi::LUA_YIELD);
+    let parked = take_waiter(parking, key);
     ffi::lua_rawgeti_(state, ANCHORS, key as c_int);
     ffi::lua_pushnil(state);
     ffi::lua_rawseti_(state, ANCHORS, key as c_int);
@@ -246,14 +236,30 @@ unsafe extern "C-unwind" fn count(state: *mut lua_State) -> c_int {
     1
 }
 
-/// Forgets the thread parked on `key`, returning it.
-unsafe fn take_waiter(parking: *mut Parking, key: usize) -> Option<*mut lua_State> {
+/// The thread parked on `key`, if it still waits there. A thread that other code
+/// resumed since it parked (a misuse) is not suspended in its wait any more, may be
+/// running, even be the caller: it is forgotten, since resuming it would fail (and
+/// `lua_resume` resets a thread's stack to say so) and it no longer holds the key.
+unsafe fn waiting_on(parking: *mut Parking, key: usize) -> Option<*mut lua_State> {
     let slots = &mut (*parking).slots;
     let slot = slots.get_mut(key)?;
-    let co = std::mem::replace(&mut slot.waiter, ptr::null_mut());
+    let co = slot.waiter;
     if co.is_null() {
         return None;
     }
+    if ffi::lua_status(co) != ffi::LUA_YIELD {
+        slot.waiter = ptr::null_mut();
+        (*parking).count -= 1;
+        return None;
+    }
+    Some(co)
+}
+
+/// Forgets the thread parked on `key`, returning it if it still waited there.
+unsafe fn take_waiter(parking: *mut Parking, key: usize) -> Option<*mut lua_State> {
+    let co = waiting_on(parking, key)?;
+    let slots = &mut (*parking).slots;
+    slots[key].waiter = ptr::null_mut();
     (*parking).count -= 1;
     Some(co)
 }
@@ -317,6 +323,7 @@ unsafe fn wake_all(
     ready: bool,
     left: usize,
 ) -> Result<usize, ()> {
+    let st = Stack::new(state);
     let mut appended = 0;
     for (i, &key) in keys.iter().enumerate() {
         warm_up(parking, keys.get(i + 1), keys.get(i + 2));
@@ -324,8 +331,7 @@ unsafe fn wake_all(
             Woken::Here => {}
             Woken::NotHere => {
                 appended += 1;
-                ffi::lua_pushnumber(state, key as f64);
-                ffi::lua_rawseti_(state, 2, (left + appended) as c_int);
+                st.set_index(2, left + appended, key as f64);
             }
             Woken::AfterFailed => return Err(()),
         }
@@ -405,12 +411,6 @@ unsafe fn wake(state: *mut lua_State, parking: *mut Parking, key: i64, ready: bo
     let Some(co) = take_waiter(parking, key) else {
         return Woken::Here;
     };
-    if ffi::lua_status(co) != ffi::LUA_YIELD {
-        // Not suspended: other code resumed it since it parked (a misuse), and it may be
-        // running now, even be this poll's own thread. Resuming it would fail, and
-        // lua_resume would reset its stack to report that.
-        return Woken::Here;
-    }
     // `co` stays anchored (anchors[key]) while it runs.
     if ready {
         ffi::lua_pushboolean(co, 1);
