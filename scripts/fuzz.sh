@@ -34,7 +34,7 @@ for t in $targets; do
 	start=$(date +%s)
 	if [ "$t" = tango_loop ]; then
 		cargo build --release --quiet || exit 1
-		if FUZZ_TANGO_ARTIFACTS=fuzz/artifacts/tango_text.txt LUA_PATH="tests/lua/?.lua;;" \
+		if FUZZ_TANGO_ARTIFACTS=fuzz/artifacts/tango_text.txt LUA_PATH="tests/lua/lib/?.lua;;" \
 			timeout 1800 target/release/socketloop tests/lua/fuzz_tango_text.lua "${FUZZ_TANGO:-200000}" "${FUZZ_SEED:-1}" >"$log" 2>&1; then
 			result=ok
 		else

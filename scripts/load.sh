@@ -25,6 +25,6 @@ if [ "$hard" -lt $((conns + 64)) ]; then
 fi
 cargo build --release -q
 echo "load: $conns connections, fd limit $hard, server in its own process: $split"
-LOAD_CONNS=$conns LOAD_SPLIT=$split LUA_PATH='tests/lua/?.lua;;' \
+LOAD_CONNS=$conns LOAD_SPLIT=$split LUA_PATH='tests/lua/lib/?.lua;;' \
 	SOCKETLOOP_BIN=target/release/socketloop \
 	timeout "${LOAD_TIMEOUT:-600}" target/release/socketloop tests/lua/load_conns.lua

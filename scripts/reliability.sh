@@ -50,7 +50,7 @@ step() {
 	[ "$rc" = 0 ] || status=1
 }
 
-export LUA_PATH='tests/lua/?.lua;;' SOCKETLOOP_BIN=target/release/socketloop
+export LUA_PATH='tests/lua/lib/?.lua;;' SOCKETLOOP_BIN=target/release/socketloop
 
 step fuzz $((7 * seconds + 1800)) env FUZZ_SECONDS="$seconds" FUZZ_WORK="$out/corpus" scripts/fuzz.sh
 step slowloris 300 env FAULT_SLOW_STEP=1 target/release/socketloop tests/lua/fault_slowloris.lua

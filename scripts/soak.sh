@@ -16,5 +16,5 @@ set -eu
 cd "$(dirname "$0")/.."
 cargo build --release -q
 SOAK_CYCLES=${SOAK_CYCLES:-200000} SOAK_MARK=${SOAK_MARK:-10000} SOAK_GROWTH=${SOAK_GROWTH:-0.10} \
-	LUA_PATH='tests/lua/?.lua;;' \
+	LUA_PATH='tests/lua/lib/?.lua;;' \
 	timeout "${SOAK_TIMEOUT:-1200}" target/release/socketloop tests/lua/soak_cycles.lua

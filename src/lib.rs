@@ -1,40 +1,23 @@
 //! socketloop: coroutine-based asynchronous TCP sockets for LuaJIT.
 //!
-//! Layout, one concept per file:
-//! - [`reactor`]: the poll loop (mio), registrations and wait keys;
-//! - [`scheduler`]: the scheduler's hot half (threads parked on sockets, resumed from
-//!   the poll); the rest is `lua/socketloop/scheduler.lua`;
-//! - [`timers`]: the timer heap and the loop clock;
-//! - [`tcp`]: TCP sockets with LuaSocket's methods (`receive('*l')` is there), and
-//!   [`tcp_lua`] their Lua face, on [`luastack`] (the Lua stack, read in place), with
-//!   [`tcp_ffi`] the fast path of `receive` and `send` for LuaJIT's FFI;
-//! - [`buffer`]: the receive buffer and patterns;
-//! - [`sockopt`]: socket options; [`resolve`]: addresses; [`errors`]: error messages;
-//! - [`watch`]: registrations for foreign descriptors (wrapped LuaSocket objects);
-//! - [`blocking`]: waiting outside the loop; [`signals`]: SIGINT/SIGTERM for the runner;
-//! - [`tango_text`]: tango's text parser; [`rpc_codec`]: the rpc codec; [`http_head`]: HTTP heads;
-//! - [`bindings`]: the Rust functions the Lua layer calls; [`embedded`]: the Lua layer
-//!   (`lua/`), compiled into the binary. The runner is `src/bin/socketloop/main.rs`.
+//! The tree is the architecture:
+//! - [`rt`]: the runtime underneath, which never touches Lua: the poll loop and its
+//!   registrations ([`rt::reactor`]), timers and the loop clock, signals, and waiting
+//!   outside the loop;
+//! - [`net`]: sockets and their protocol logic: TCP with LuaSocket's methods
+//!   (`receive('*l')` is [`net::tcp`] on [`net::buffer`]), socket options, addresses,
+//!   error words;
+//! - [`lua`]: everything that binds Lua: the Lua stack helpers, the socket methods as
+//!   Lua sees them and their FFI fast path, the scheduler's hot half, the `socketloop.core`
+//!   table and the Lua layer (`lua/`) compiled into the binary;
+//! - [`codec`]: wire formats: the rpc codec, tango's text parser, HTTP heads.
+//!
+//! The runner is `src/bin/socketloop/`.
 
-pub mod bindings;
-pub mod blocking;
-pub mod buffer;
-pub mod embedded;
-pub mod errors;
-pub mod http_head;
-pub mod luastack;
-pub mod reactor;
-pub mod resolve;
-pub mod rpc_codec;
-pub mod scheduler;
-pub mod signals;
-pub mod sockopt;
-pub mod tango_text;
-pub mod tcp;
-pub mod tcp_ffi;
-pub mod tcp_lua;
-pub mod timers;
-pub mod watch;
+pub mod codec;
+pub mod lua;
+pub mod net;
+pub mod rt;
 
 use mlua::{Function, Lua, Table, Value};
 
@@ -47,15 +30,15 @@ extern "C" {}
 /// `catch_signals`, SIGINT and SIGTERM stop the loop (the runner's choice; a host
 /// program that loads the module keeps its own signal handling).
 pub fn open(lua: &Lua, catch_signals: bool) -> mlua::Result<Table> {
-    let reactor = reactor::Reactor::shared().map_err(mlua::Error::external)?;
+    let reactor = crate::rt::reactor::Reactor::shared().map_err(mlua::Error::external)?;
     if catch_signals {
         reactor
             .borrow_mut()
             .catch_signals(&[libc::SIGINT, libc::SIGTERM])
             .map_err(mlua::Error::external)?;
     }
-    let core = bindings::core_table(lua, &reactor)?;
-    embedded::install(lua, core)
+    let core = crate::lua::core_table::core_table(lua, &reactor)?;
+    crate::lua::embedded::install(lua, core)
 }
 
 /// `require'socketloop'` from a stock LuaJIT.

@@ -1,6 +1,6 @@
 //! Runs the Lua test scripts in `tests/lua/` twice: under the `socketloop` runner and
 //! under stock `luajit` loading the module (`libsocketloop.so`). A script passes when it
-//! exits 0; `tests/lua/testlib.lua` makes any failed check or thread error exit 1.
+//! exits 0; `tests/lua/lib/testlib.lua` makes any failed check or thread error exit 1.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -36,7 +36,7 @@ fn command(mode: Mode, script: &Path) -> Command {
     };
     cmd.arg(script)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("LUA_PATH", format!("{}/?.lua;;", tests_dir().display()))
+        .env("LUA_PATH", format!("{}/lib/?.lua;;", tests_dir().display()))
         .env(
             "SOCKETLOOP_TEST_MODE",
             match mode {
@@ -75,24 +75,18 @@ fn run(name: &str, mode: Mode) {
     );
 }
 
-/// `lua_tests!(group; a, b)` makes tests `group::runner::a`, `group::luajit::a`, ...
-/// for the scripts `tests/lua/a.lua`, `tests/lua/b.lua`.
+/// `lua_tests!(a, b)` makes tests `runner::a`, `luajit::a`, ... for the scripts
+/// `tests/lua/a.lua`, `tests/lua/b.lua`.
 macro_rules! lua_tests {
-    ($group:ident; $($name:ident),* $(,)?) => {
-        mod $group {
-            mod runner {
-                $( #[test] fn $name() { crate::run(stringify!($name), crate::Mode::Runner) } )*
-            }
-            mod luajit {
-                $( #[test] fn $name() { crate::run(stringify!($name), crate::Mode::Luajit) } )*
-            }
+    ($($name:ident),* $(,)?) => {
+        mod runner {
+            $( #[test] fn $name() { crate::run(stringify!($name), crate::Mode::Runner) } )*
+        }
+        mod luajit {
+            $( #[test] fn $name() { crate::run(stringify!($name), crate::Mode::Luajit) } )*
         }
     };
 }
 
-lua_tests!(basics; echo_many, module_submodules);
-lua_tests!(threads; threads_basic, threads_loop, threads_errors, threads_misuse, threads_leak, coro_echo, coro_transfer, threads_sleep_until);
-lua_tests!(sockets; socket_receive, socket_send, socket_fast_path, socket_connect, socket_close, socket_timeout, socket_options, socket_info, socket_wrap, socket_call_async, socket_blocking);
-lua_tests!(rpc; rpc_calls, rpc_concurrency, rpc_servers, rpc_security, rpc_malformed, rpc_example, tango_serialization, tango_calls, tango_cjson, tango_security, tango_interop, tango_example);
-lua_tests!(http; http_scripted, http_pool, http_many, http_python, http_examples, http_ltn12);
-lua_tests!(faults; fault_rst, fault_halfclose, fault_slowloris, fault_handler_errors, fault_close_other, fault_huge_line, fault_fdlimit, load_conns, soak_cycles, fuzz_tango_text);
+// Every script in tests/lua/, listed by build.rs.
+include!(concat!(env!("OUT_DIR"), "/lua_tests.rs"));

@@ -1,7 +1,7 @@
 //! Fuzzes the HTTP client's chunked-body reader (`W.body_source` in
-//! lua/socketloop/http_wire.lua) in LuaJIT in-process, with Lua line coverage guiding
+//! lua/socketloop/http/wire.lua) in LuaJIT in-process, with Lua line coverage guiding
 //! libFuzzer (lua_cover). The reader reads from a fake socket whose receive is the real
-//! receive algorithm (src/buffer.rs, through `sim`) over the input, delivered in reads
+//! receive algorithm (src/net/buffer.rs, through `sim`) over the input, delivered in reads
 //! the input splits, with a receive limit; the input also chooses W.BLOCK (the most one
 //! receive asks for), W.MAXHEAD (the trailer's limit) and the body size limit.
 //!
@@ -25,8 +25,8 @@ use mlua::{
     AnyUserData, Function, Lua, MultiValue, ObjectLike, Table, UserData, UserDataMethods, Value,
 };
 use sim::{split, strip_cr, Answer, Sim};
-use socketloop::buffer::Pattern;
-use socketloop::http_head;
+use socketloop::codec::http_head;
+use socketloop::net::buffer::Pattern;
 
 const TOO_LARGE: &str = "response body too large";
 
@@ -149,8 +149,8 @@ fn wire(lua: &Lua) -> Table {
 fn load_wire(lua: &Lua) -> Table {
     lua_cover::install(lua);
     install_core(lua, http_head::register);
-    lua.load(include_str!("../../lua/socketloop/http_wire.lua"))
-        .set_name("@lua/socketloop/http_wire.lua")
+    lua.load(include_str!("../../lua/socketloop/http/wire.lua"))
+        .set_name("@lua/socketloop/http/wire.lua")
         .call(())
         .expect("http_wire.lua")
 }

@@ -1,4 +1,4 @@
-//! Fuzzes the HTTP client's parsers of server bytes (src/http_head.rs): the response
+//! Fuzzes the HTTP client's parsers of server bytes (src/codec/http_head.rs): the response
 //! head, the header fields of a chunked trailer and the chunk-size line, the last two
 //! through the Lua functions `http_wire.lua` calls.
 //!
@@ -15,7 +15,7 @@ mod common;
 use common::{cached, with_lua};
 use libfuzzer_sys::fuzz_target;
 use mlua::{Function, Lua, MultiValue, Table, Value};
-use socketloop::http_head::{self, parse_header_fields, parse_response_head, Parsed};
+use socketloop::codec::http_head::{self, parse_header_fields, parse_response_head, Parsed};
 
 fuzz_target!(|data: &[u8]| {
     with_lua(|lua| check(lua, data));

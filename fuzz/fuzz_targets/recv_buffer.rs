@@ -1,5 +1,5 @@
-//! Fuzzes the receive buffer and patterns (src/buffer.rs) under the receive algorithm
-//! of src/tcp.rs (its decisions are `RecvBuffer::verdict` and `take_read`; the loop
+//! Fuzzes the receive buffer and patterns (src/net/buffer.rs) under the receive algorithm
+//! of src/net/tcp.rs (its decisions are `RecvBuffer::verdict` and `take_read`; the loop
 //! below feeds them reads instead of a socket): bytes arrive in reads the input splits, a receive-limit may be set, and a
 //! series of receives ('*l', '*a', counts) runs over them.
 //!
@@ -14,7 +14,7 @@ mod sim;
 
 use libfuzzer_sys::fuzz_target;
 use sim::{split, strip_cr, Answer, Sim};
-use socketloop::buffer::Pattern;
+use socketloop::net::buffer::Pattern;
 
 /// The model: what each receive answers, computed on the whole stream `d` from `*p`.
 fn model(d: &[u8], p: &mut usize, pattern: Pattern, limit: usize) -> Answer {

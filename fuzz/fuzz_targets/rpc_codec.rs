@@ -1,4 +1,4 @@
-//! Fuzzes the rpc wire codec (src/rpc_codec.rs): the 6-byte header and the value
+//! Fuzzes the rpc wire codec (src/codec/rpc.rs): the 6-byte header and the value
 //! decoder, which read bytes straight from the network.
 //!
 //! The input's first 6 bytes are a header, the rest a payload, decoded both as a call
@@ -13,8 +13,8 @@ mod common;
 use common::{cached, same, same_list, with_lua};
 use libfuzzer_sys::fuzz_target;
 use mlua::{Function, Lua, MultiValue, ObjectLike, Value};
-use socketloop::rpc_codec::{
-    self, parse_header, Codec, Decoder, HEADER_LEN, KIND_CALL, KIND_RESPONSE,
+use socketloop::codec::rpc::{
+    self as rpc_codec, parse_header, Codec, Decoder, HEADER_LEN, KIND_CALL, KIND_RESPONSE,
 };
 
 const MAX_PAYLOAD: usize = 1 << 16;

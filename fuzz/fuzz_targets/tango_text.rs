@@ -1,5 +1,5 @@
-//! Fuzzes the tango text parser (src/tango_text.rs, behind `unserialize` in
-//! lua/socketloop/tango_text.lua), which reads the constructor text a tango peer sends,
+//! Fuzzes the tango text parser (src/codec/tango_text.rs, behind `unserialize` in
+//! lua/socketloop/tango/text.lua), which reads the constructor text a tango peer sends,
 //! in LuaJIT in-process; the Rust parser's coverage and the Lua module's lines
 //! (lua_cover) guide libFuzzer.
 //!
@@ -93,10 +93,10 @@ fuzz_target!(|data: &[u8]| {
 fn harness(lua: &Lua) -> Table {
     cached(lua, "fuzz tango", || {
         lua_cover::install(lua);
-        install_core(lua, socketloop::tango_text::register);
+        install_core(lua, socketloop::codec::tango_text::register);
         let module = lua
-            .load(include_str!("../../lua/socketloop/tango_text.lua"))
-            .set_name("@lua/socketloop/tango_text.lua")
+            .load(include_str!("../../lua/socketloop/tango/text.lua"))
+            .set_name("@lua/socketloop/tango/text.lua")
             .into_function()
             .expect("tango_text.lua compiles");
         lua.load(HARNESS)

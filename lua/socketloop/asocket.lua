@@ -1,6 +1,6 @@
 -- The async socket (asocket): LuaSocket's TCP API on top of a non-blocking socket.
 --
--- The wrapped socket is either one of ours (src/tcp.rs: its methods say 'wantread' /
+-- The wrapped socket is either one of ours (src/net/tcp.rs: its methods say 'wantread' /
 -- 'wantwrite' instead of blocking) or a foreign one, such as a LuaSocket TCP object set
 -- to timeout 0 (its methods say 'timeout'). Either way, when an operation would block,
 -- the calling thread parks on the socket's wait key until the reactor reports readiness;
@@ -26,7 +26,7 @@ local A = {}
 
 local is_ours = core.isours
 
--- The fast path of receive and send on our sockets (src/tcp_ffi.rs): FFI calls, which
+-- The fast path of receive and send on our sockets (src/lua/tcp_ffi.rs): FFI calls, which
 -- the JIT compiles into the calling trace, for the calls that can take it; they answer
 -- SLOW, having changed nothing, when the method has to.
 local fast = core.ffi

@@ -7,16 +7,16 @@
 --                              -> 1, code, headers, status | nil, err
 --
 -- This file decides what to send and what to do with the answer (redirects, retries,
--- the keep-alive pool); socketloop.http_wire does the bytes, socketloop.http_url the
--- URLs, socketloop.http_pool the idle connections.
+-- the keep-alive pool); socketloop.http.wire does the bytes, socketloop.http.url the
+-- URLs, socketloop.http.pool the idle connections.
 
 local loop = require'socketloop'
 local core = require'socketloop.core'
 local A = require'socketloop.asocket'
 local ltn12 = require'socketloop.ltn12'
-local U = require'socketloop.http_url'
-local P = require'socketloop.http_pool'
-local W = require'socketloop.http_wire'
+local U = require'socketloop.http.url'
+local P = require'socketloop.http.pool'
+local W = require'socketloop.http.wire'
 
 local now = core.now
 local type, pairs, tostring, error, pcall = type, pairs, tostring, error, pcall

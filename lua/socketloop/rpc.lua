@@ -1,14 +1,14 @@
 -- socketloop.rpc: bidirectional RPC between two Lua VMs over one TCP connection.
 -- docs/rpc.md documents the API, docs/protocol.md the wire format, docs/security.md the
--- policy. Sessions (calling, serving, the reader) are lua/socketloop/rpc_session.lua;
+-- policy. Sessions (calling, serving, the reader) are lua/socketloop/rpc/session.lua;
 -- what the servers share with tango's (listening, accepting, option checks) is
--- lua/socketloop/rpc_server.lua.
+-- lua/socketloop/rpc/server.lua.
 
 local loop = require'socketloop'
 local core = require'socketloop.core'
-local Session = require'socketloop.rpc_session'
-local policy = require'socketloop.rpc_policy'
-local shared = require'socketloop.rpc_server'
+local Session = require'socketloop.rpc.session'
+local policy = require'socketloop.rpc.policy'
+local shared = require'socketloop.rpc.server'
 
 local rpc = {}
 

@@ -2,7 +2,7 @@
 -- what the reactor reports (ready keys, expired timers) back into resumed threads.
 --
 -- A loop thread waiting on a socket calls S.wait(key, timeout), which parks it in the
--- scheduler's Rust half (src/scheduler.rs: the poll resumes such threads itself). For
+-- scheduler's Rust half (src/lua/scheduler.rs: the poll resumes such threads itself). For
 -- everything else it yields a request to whoever resumed it, which is `run` below or
 -- that poll (which hands the request to `after`):
 --   yield(SLEEP, seconds)        park on a plain timer
@@ -43,7 +43,7 @@ end
 -- Stands for the main (non-coroutine) thread as a transfer target.
 S.MAIN = setmetatable({}, {__tostring = function() return 'main thread' end})
 
-local parked = {}          -- plain timer key -> thread (socket keys: src/scheduler.rs)
+local parked = {}          -- plain timer key -> thread (socket keys: src/lua/scheduler.rs)
 local npending = 0         -- threads parked on a plain timer
 local idle, nidle = {}, 0  -- threads waiting in start() for the loop to go idle
 local idle_deadline = {}   -- such a thread -> when its start(timeout) returns
@@ -55,7 +55,7 @@ local stopping = false
 local halting = false      -- S.halt(): ends every start(), nested or not
 
 -- The loop thread `run` is resuming now (false when none): with the thread the poll is
--- resuming (src/scheduler.rs), the threads that are loop threads at this moment. Any
+-- resuming (src/lua/scheduler.rs), the threads that are loop threads at this moment. Any
 -- other coroutine, such as a plain one inside a loop thread, is not, and a socket call
 -- in it blocks instead of parking it.
 S.thread = false
@@ -122,7 +122,7 @@ function after(outer, co, ok, req, a, b)
 	end
 end
 
--- The socket waits (src/scheduler.rs): poll resumes the threads parked on socket keys
+-- The socket waits (src/lua/scheduler.rs): poll resumes the threads parked on socket keys
 -- and hands their other requests to `after`.
 local anchors = {}         -- socket key -> thread parked on it (keeps it alive)
 local wait, poll, unpark, nwaiting, inloop = core.parking(anchors, S, function(co, ok, req, a, b)

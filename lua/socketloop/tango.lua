@@ -1,7 +1,7 @@
 -- socketloop.tango: tango 0.2's transparent proxies on the loop, wire-compatible with
 -- tango's socket backend (docs/rpc.md, docs/protocol.md). This file is the client side
--- and the module table; the server is lua/socketloop/tango_server.lua, the default
--- serialization lua/socketloop/tango_text.lua, the framing lua/socketloop/tango_wire.lua.
+-- and the module table; the server is lua/socketloop/tango/server.lua, the default
+-- serialization lua/socketloop/tango/text.lua, the framing lua/socketloop/tango/wire.lua.
 --
 -- A proxy stands for a dotted path on the server: indexing it makes the proxy of a longer
 -- path, calling it sends {path, ...} and returns what the server answers. tango has no
@@ -9,14 +9,14 @@
 -- connection take turns.
 
 local loop = require'socketloop'
-local text = require'socketloop.tango_text'
-local wire = require'socketloop.tango_wire'
-local Cond = require'socketloop.rpc_cond'
+local text = require'socketloop.tango.text'
+local wire = require'socketloop.tango.wire'
+local Cond = require'socketloop.rpc.cond'
 
 local maxn, unpack, format = table.maxn, unpack, string.format
 
 local tango = {
-	server = require'socketloop.tango_server',
+	server = require'socketloop.tango.server',
 	client = {},
 	serialize = text.serialize,
 	unserialize = text.unserialize,

@@ -1,4 +1,4 @@
--- Faults: a server out of descriptors. The server (tests/lua/line_server.lua) runs in
+-- Faults: a server out of descriptors. The server (tests/lua/lib/line_server.lua) runs in
 -- its own process under `ulimit -n 64`; 200 clients in this process connect at once and
 -- each sends a line. The server accepts until its descriptor table is full (64 open, read
 -- from /proc/<pid>/fd), answers those clients, and keeps answering them while saturated;

@@ -1,4 +1,4 @@
--- A Lua-driven fuzz loop for the tango text parser (lua/socketloop/tango_text.lua), which
+-- A Lua-driven fuzz loop for the tango text parser (lua/socketloop/tango/text.lua), which
 -- is Lua, so libFuzzer's coverage guidance cannot see into it. It feeds the parser
 -- mutated texts for a bounded count and checks that:
 --   - it never raises anything but its own 'cannot parse byte N: ...' errors;
@@ -27,7 +27,7 @@ for _, name in ipairs{'load', 'loadstring', 'dofile', 'loadfile', 'require', 'se
 		return real(...)
 	end
 end
-local tt = require'socketloop.tango_text'
+local tt = require'socketloop.tango.text'
 local serialize, unserialize = tt.serialize, tt.unserialize
 setmetatable(_G, {
 	__index = function(_, k) if parsing then tripped[#tripped + 1] = 'read ' .. tostring(k) end end,

@@ -4,7 +4,7 @@
 local loop = require'socketloop'
 local http = require'socketloop.http'
 local T = require'testlib'
-local H = dofile('tests/http/support.lua')
+local H = require'http_support'
 
 local server, base = H.example_server()
 local run = H.interpreter()

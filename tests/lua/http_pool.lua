@@ -4,7 +4,7 @@
 local loop = require'socketloop'
 local http = require'socketloop.http'
 local T = require'testlib'
-local H = dofile('tests/http/support.lua')
+local H = require'http_support'
 local example = dofile('examples/http_server.lua')
 
 -- Runs body(base, stats) against a fresh example server; closes it (and the idle

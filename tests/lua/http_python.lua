@@ -5,7 +5,7 @@ local loop = require'socketloop'
 local http = require'socketloop.http'
 local ltn12 = require'socketloop.ltn12'
 local T = require'testlib'
-local H = dofile('tests/http/support.lua')
+local H = require'http_support'
 
 local dir = H.tmpdir()
 local small = 'hello from python\n'

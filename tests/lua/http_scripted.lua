@@ -6,7 +6,7 @@ local loop = require'socketloop'
 local http = require'socketloop.http'
 local ltn12 = require'socketloop.ltn12'
 local T = require'testlib'
-local H = dofile('tests/http/support.lua')
+local H = require'http_support'
 
 -- Each test gets a scripted server: `routes[path](skt, line, fields)` answers a request
 -- (and returns true to close the connection). The server and the kept-alive

@@ -5,7 +5,7 @@
 -- the RSS (VmRSS) and the Lua heap after a full collection (collectgarbage('count')),
 -- with all connections open after their round trips, against before they were opened.
 -- The server runs in this process (a connection is then both its ends: two sockets and
--- two threads), or with LOAD_SPLIT=1 in a process of its own (tests/lua/line_server.lua,
+-- two threads), or with LOAD_SPLIT=1 in a process of its own (tests/lua/lib/line_server.lua,
 -- for when the descriptor limit cannot hold both ends; its memory is reported apart).
 local loop = require'socketloop'
 local T = require'testlib'

@@ -2,7 +2,7 @@
 -- bytecode, and where _G may be exposed.
 local loop = require'socketloop'
 local rpc = require'socketloop.rpc'
-local policy = require'socketloop.rpc_policy'
+local policy = require'socketloop.rpc.policy'
 local T = require'testlib'
 
 T.run('rpc policy decisions', function()

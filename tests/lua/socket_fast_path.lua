@@ -1,4 +1,4 @@
--- The FFI fast path of receive and send (src/tcp_ffi.rs): the answers it gives are the
+-- The FFI fast path of receive and send (src/lua/tcp_ffi.rs): the answers it gives are the
 -- methods' answers, with the JIT on and off, and it never touches a socket other than
 -- the asocket's own, whatever its fields say.
 local loop = require'socketloop'

@@ -1,9 +1,9 @@
-//! A socket's receive side without a socket: the receive algorithm of src/tcp.rs
-//! (`RecvBuffer::verdict`, `take_read`, `limit_cut` in src/buffer.rs) fed by reads that
+//! A socket's receive side without a socket: the receive algorithm of src/net/tcp.rs
+//! (`RecvBuffer::verdict`, `take_read`, `limit_cut` in src/net/buffer.rs) fed by reads that
 //! the fuzz input splits. Shared by the targets that need LuaSocket's receive answers.
 #![allow(dead_code)] // not every target reads every figure
 
-use socketloop::buffer::{append_match, Pattern, RecvBuffer, Verdict};
+use socketloop::net::buffer::{append_match, Pattern, RecvBuffer, Verdict};
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Answer {
@@ -38,7 +38,7 @@ impl<'a> Sim<'a> {
     }
 
     /// `TcpSocket::receive` with an empty prefix: the same decisions (`verdict`,
-    /// `take_read`, `limit_cut` in src/buffer.rs), with reads from `reads`.
+    /// `take_read`, `limit_cut` in src/net/buffer.rs), with reads from `reads`.
     pub fn receive(&mut self, pattern: Pattern) -> Answer {
         loop {
             match self.rbuf.verdict(pattern, self.eof) {

@@ -6,7 +6,7 @@
 //! more than the system call a socket method makes. Reading the stack in place costs a
 //! few instructions per value. The price is that these functions are raw
 //! `lua_CFunction`s: they must not raise Lua errors while Rust values that need
-//! dropping are alive, so misuse is returned as values (see [`crate::errors`]) and the
+//! dropping are alive, so misuse is returned as values (see [`crate::net::errors`]) and the
 //! Lua wrapper raises it.
 
 use mlua::ffi::{self, lua_State};

@@ -8,11 +8,11 @@
 -- Messages go out through one writer at a time: whoever finds the writer idle sends what
 -- is queued, including what others queue meanwhile, so messages never interleave.
 --
--- The codec (encoding values, building and parsing messages) is Rust: src/rpc_codec.rs.
+-- The codec (encoding values, building and parsing messages) is Rust: src/codec/rpc.rs.
 
 local loop = require'socketloop'
-local Cond = require'socketloop.rpc_cond'
-local policy = require'socketloop.rpc_policy'
+local Cond = require'socketloop.rpc.cond'
+local policy = require'socketloop.rpc.policy'
 
 local concat, pcall, select, type = table.concat, pcall, select, type
 local find, sub, format = string.find, string.sub, string.format

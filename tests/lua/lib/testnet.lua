@@ -177,13 +177,13 @@ function N.fd_count(pid, below)
 	return n
 end
 
--- Starts tests/lua/line_server.lua in its own process (under the same interpreter as
+-- Starts tests/lua/lib/line_server.lua in its own process (under the same interpreter as
 -- this script), with `ulimit -n limit` first when `limit` is given. Returns its pid, its
 -- port, and a function that waits for it to exit and returns whether it exited 0 and
 -- what else it printed.
 function N.server_process(limit)
 	local interp = T.mode == 'luajit' and 'luajit' or assert(os.getenv('SOCKETLOOP_BIN'))
-	local cmd = ("exec '%s' tests/lua/line_server.lua"):format((interp:gsub("'", "'\\''")))
+	local cmd = ("exec '%s' tests/lua/lib/line_server.lua"):format((interp:gsub("'", "'\\''")))
 	if limit then cmd = ('ulimit -n %d && '):format(limit) .. cmd end
 	local p = assert(io.popen(cmd, 'r'))
 	local pid, port = assert(p:read('*l'), 'the server did not start'):match('^(%d+) (%d+)$')

@@ -6,14 +6,14 @@
 //! for special numbers (`inf`, `nan`, `1/0`, `-1/0`, `0/0`), and refuses anything else
 //! (names, calls, operators), so nothing received ever runs. Numbers other than short
 //! decimal integers go through LuaJIT's own conversion, so they read exactly as
-//! `loadstring` reads them. `lua/socketloop/tango_text.lua` documents the format and
+//! `loadstring` reads them. `lua/socketloop/tango/text.lua` documents the format and
 //! holds the serializer; the fuzz target `tango_text` checks this parser against
 //! `loadstring`.
 //!
 //! Cost: one pass over the text; memory only for the Lua values made (and, for a string
 //! with escapes, its bytes once).
 
-use crate::luastack::{Ret, Stack};
+use crate::lua::stack::{Ret, Stack};
 use mlua::ffi::{self, lua_State};
 use mlua::{Function, Lua, Table};
 use std::ffi::c_int;

@@ -2,7 +2,7 @@
 //! object (or any other library's socket). The owner keeps doing the I/O; the watch only
 //! lets a thread park on the descriptor's readiness under a wait key.
 
-use crate::reactor::{SharedReactor, WriteReports};
+use crate::rt::reactor::{SharedReactor, WriteReports};
 use mlua::{UserData, UserDataMethods};
 use std::os::fd::RawFd;
 

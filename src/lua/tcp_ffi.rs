@@ -1,5 +1,5 @@
 //! The fast path of `receive` and `send`: the same socket code as the methods in
-//! [`crate::tcp_lua`], entered through plain C functions that `asocket.lua` calls with
+//! [`crate::lua::tcp`], entered through plain C functions that `asocket.lua` calls with
 //! LuaJIT's FFI.
 //!
 //! A call through the FFI is compiled into the calling trace (a few nanoseconds), where a
@@ -17,9 +17,9 @@
 //! buffer) or in [`HANDOFF`], valid until the next call here; the Lua side copies them
 //! into a string at once.
 
-use crate::buffer::{self, Pattern};
-use crate::reactor::Reactor;
-use crate::tcp::{Deliver, Sent, TcpSocket};
+use crate::net::buffer::{self, Pattern};
+use crate::net::tcp::{Deliver, Sent, TcpSocket};
+use crate::rt::reactor::Reactor;
 use std::cell::RefCell;
 use std::ffi::{c_int, c_void};
 

@@ -2,12 +2,12 @@
 -- functions and variables of a table (docs/rpc.md). Each connection runs in a loop
 -- thread of its own and answers its requests in order, as tango's copas server does.
 -- Listening, accepting and the option checks are shared with socketloop.rpc
--- (lua/socketloop/rpc_server.lua).
+-- (lua/socketloop/rpc/server.lua).
 
 local loop = require'socketloop'
-local text = require'socketloop.tango_text'
-local wire = require'socketloop.tango_wire'
-local shared = require'socketloop.rpc_server'
+local text = require'socketloop.tango.text'
+local wire = require'socketloop.tango.wire'
+local shared = require'socketloop.rpc.server'
 
 local find, sub, format = string.find, string.sub, string.format
 local maxn, unpack = table.maxn, unpack

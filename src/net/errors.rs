@@ -5,7 +5,7 @@
 //! naming the function and the argument; the wrapper raises it as a Lua string error, so
 //! `pcall` callers get a plain string rather than an mlua error object.
 
-use crate::luastack::{Ret, Stack};
+use crate::lua::stack::{Ret, Stack};
 use std::io;
 
 /// Marker a socket method returns in place of an error string when it was misused.

@@ -1,5 +1,5 @@
 //! HTTP/1.x response heads, parsed by the `httparse` crate for the HTTP client
-//! (`lua/socketloop/http_wire.lua`). Three functions go into `socketloop.core`:
+//! (`lua/socketloop/http/wire.lua`). Three functions go into `socketloop.core`:
 //!
 //! - `parse_response_head(buf) -> code, reason, headers, length, minor`: a status line and
 //!   header fields ending in an empty line. `headers` maps lower-case names to values,

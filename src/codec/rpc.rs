@@ -1,4 +1,4 @@
-//! The wire codec of `socketloop.rpc` (`lua/socketloop/rpc_session.lua`): the binary
+//! The wire codec of `socketloop.rpc` (`lua/socketloop/rpc/session.lua`): the binary
 //! serialization of Lua values and the 6-byte message header, both specified in
 //! docs/protocol.md. One function goes into `socketloop.core`:
 //!

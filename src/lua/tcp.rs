@@ -1,16 +1,16 @@
 //! The Lua face of [`TcpSocket`]: a full userdata holding the socket itself, and a
-//! method table of raw C functions (see [`crate::luastack`] for why not mlua's).
+//! method table of raw C functions (see [`crate::lua::stack`] for why not mlua's).
 //!
 //! Every method is a C closure whose first upvalue is the socket metatable: checking
 //! `self` is one metatable comparison, and `accept` gives the sockets it makes the same
 //! metatable. A method call costs a LuaJIT C call (tens of nanoseconds) plus its work.
 //! Creation (`core.tcp`, `core.fromfd`) also holds the reactor as a second upvalue.
 
-use crate::errors::{fail, message, misuse, ok};
-use crate::luastack::{drop_userdata, push_owned, push_userdata, userdata_value, Ret, Stack};
-use crate::reactor::SharedReactor;
-use crate::resolve::Family;
-use crate::tcp::TcpSocket;
+use crate::lua::stack::{drop_userdata, push_owned, push_userdata, userdata_value, Ret, Stack};
+use crate::net::errors::{fail, message, misuse, ok};
+use crate::net::resolve::Family;
+use crate::net::tcp::TcpSocket;
+use crate::rt::reactor::SharedReactor;
 use mlua::ffi::{self, lua_CFunction, lua_State, lua_upvalueindex};
 use mlua::{Function, Lua, Table};
 use std::ffi::{c_int, CStr};

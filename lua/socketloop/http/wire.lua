@@ -1,5 +1,5 @@
 -- One HTTP/1.1 exchange on one connection, for socketloop.http: writing the request,
--- reading the response head (parsed by httparse in src/http_head.rs, skipping 1xx
+-- reading the response head (parsed by httparse in src/codec/http_head.rs, skipping 1xx
 -- heads) and reading the body, framed by Content-Length, by the chunked transfer
 -- coding, or by the end of the connection.
 --

@@ -3,7 +3,7 @@
 -- server object (server:close, server:getsockname).
 
 local loop = require'socketloop'
-local policy = require'socketloop.rpc_policy'
+local policy = require'socketloop.rpc.policy'
 local A = require'socketloop.asocket'
 
 local M = {}

@@ -2,7 +2,7 @@
 -- value as Lua constructor text, such as {"greet","Hello",n=1,[2.5]={true}}.
 --
 -- serialize writes text that tango 0.2 peers read with loadstring. unserialize is a
--- parser of that text, not Lua (src/tango_text.rs): it knows literals (nil, booleans,
+-- parser of that text, not Lua (src/codec/tango_text.rs): it knows literals (nil, booleans,
 -- numbers, strings with every Lua escape, long strings) and table constructors, and
 -- raises an error for anything else (names, calls, operators), so nothing received is
 -- ever run. It also takes what tango 0.2's serializer writes for special numbers (inf,
@@ -97,7 +97,7 @@ function T.serialize(v)
 	return concat(out, '', 1, n)
 end
 
--- The parser is Rust (src/tango_text.rs): it reads only literals and table
+-- The parser is Rust (src/codec/tango_text.rs): it reads only literals and table
 -- constructors, and numbers through LuaJIT's own conversion.
 
 local tango_parse = require'socketloop.core'.tango_parse

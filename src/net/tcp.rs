@@ -2,19 +2,19 @@
 //! blocking. Where LuaSocket would wait, these methods return `nil, 'wantread'` or
 //! `nil, 'wantwrite'` and the Lua half (`lua/socketloop/asocket.lua`) parks the calling
 //! thread on the socket's wait key. `receive('*l')` and friends are implemented here,
-//! on top of [`crate::buffer`].
+//! on top of [`crate::net::buffer`].
 //!
-//! Cost per call: a LuaJIT C call (see [`crate::tcp_lua`]) plus the system call.
+//! Cost per call: a LuaJIT C call (see [`crate::lua::tcp`]) plus the system call.
 //! A receive reads into a shared 64 KiB scratch area, so a socket holds no buffer memory
 //! unless a pattern is left incomplete.
 
-use crate::buffer::{self, Pattern, RecvBuffer, Verdict};
-use crate::errors::{fail, fail_at, fail_with, message, misuse, ok};
-use crate::luastack::{Ret, Stack};
-use crate::reactor::{SharedReactor, WriteReports};
-use crate::resolve::{resolve, Family};
-use crate::sockopt::{self, OptValue, SockOpt};
-use crate::tcp_lua;
+use crate::lua::stack::{Ret, Stack};
+use crate::lua::tcp as tcp_lua;
+use crate::net::buffer::{self, Pattern, RecvBuffer, Verdict};
+use crate::net::errors::{fail, fail_at, fail_with, message, misuse, ok};
+use crate::net::resolve::{resolve, Family};
+use crate::net::sockopt::{self, OptValue, SockOpt};
+use crate::rt::reactor::{SharedReactor, WriteReports};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -38,7 +38,7 @@ thread_local! {
 }
 
 /// Where a receive's outcome goes: onto the Lua stack (the `receive` method) or into
-/// the result of the FFI fast path ([`crate::tcp_ffi`]).
+/// the result of the FFI fast path ([`crate::lua::tcp_ffi`]).
 pub trait Deliver {
     /// What the receive returns.
     type Out;
@@ -154,7 +154,7 @@ impl TcpSocket {
     }
 
     /// Tells the socket the address of the userdata that holds it, for the FFI fast path
-    /// (see [`crate::tcp_ffi`]).
+    /// (see [`crate::lua::tcp_ffi`]).
     pub fn set_home(&mut self, home: usize) {
         self.home = home;
         self.claim_token();

@@ -2,8 +2,8 @@
 //!
 //! Internal API (the public one is `lua/socketloop.lua`):
 //! - `parking(anchors, S, after) -> wait, poll, unpark, count, inloop`: the scheduler's
-//!   hot half ([`crate::scheduler`]).
-//! - `ffi`: the entry points of the FFI fast path ([`crate::tcp_ffi`]) with their codes,
+//!   hot half ([`crate::lua::scheduler`]).
+//! - `ffi`: the entry points of the FFI fast path ([`crate::lua::tcp_ffi`]) with their codes,
 //!   and `reactor`, the address they take.
 //! - `settimer(key, seconds)`: times out the wait on `key` (a negative key: a plain timer).
 //! - `now() -> seconds` on the loop's monotonic clock.
@@ -11,13 +11,13 @@
 //! - `waitfd(fd|nil, write, timeout) -> true | 'timeout'`: a blocking wait outside the loop.
 //! - `stats() -> registrations, timers`.
 
-use crate::blocking::{wait_fd, Waited};
-use crate::errors::{message, MISUSE};
-use crate::reactor::SharedReactor;
-use crate::scheduler::push_parking_maker;
-use crate::tcp::{WANTREAD, WANTWRITE};
-use crate::tcp_ffi;
-use crate::watch::FdWatch;
+use crate::lua::scheduler::push_parking_maker;
+use crate::lua::tcp_ffi;
+use crate::lua::watch::FdWatch;
+use crate::net::errors::{message, MISUSE};
+use crate::net::tcp::{WANTREAD, WANTWRITE};
+use crate::rt::blocking::{wait_fd, Waited};
+use crate::rt::reactor::SharedReactor;
 use mlua::{Function, LightUserData, Lua, Table, Value};
 use std::ffi::c_void;
 use std::rc::Rc;
@@ -62,7 +62,7 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
         lua.create_function(move |_, ()| Ok(r.borrow().clock().now() as f64 / 1e9))?,
     )?;
 
-    crate::tcp_lua::register(lua, &core, reactor)?;
+    crate::lua::tcp::register(lua, &core, reactor)?;
 
     let r = reactor.clone();
     core.set(
@@ -102,13 +102,13 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
             Ok((r.source_count(), r.timer_count()))
         })?,
     )?;
-    crate::http_head::register(lua, &core)?;
-    crate::rpc_codec::register(lua, &core)?;
-    crate::tango_text::register(lua, &core)?;
+    crate::codec::http_head::register(lua, &core)?;
+    crate::codec::rpc::register(lua, &core)?;
+    crate::codec::tango_text::register(lua, &core)?;
     Ok(core)
 }
 
-/// `core.ffi`: what `asocket.lua` needs to call the fast path of [`crate::tcp_ffi`].
+/// `core.ffi`: what `asocket.lua` needs to call the fast path of [`crate::lua::tcp_ffi`].
 fn ffi_entry_points(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.set("receive", LightUserData(tcp_ffi::receive as *mut c_void))?;

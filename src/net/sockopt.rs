@@ -1,6 +1,6 @@
 //! Socket options by their LuaSocket names (`setoption`/`getoption`).
 
-use crate::luastack::{Ret, Stack};
+use crate::lua::stack::{Ret, Stack};
 use socket2::Socket;
 use std::ffi::c_int;
 use std::io;

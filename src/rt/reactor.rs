@@ -7,7 +7,7 @@
 //! for both directions, so waiting costs no system call; a poll costs one `epoll_wait`
 //! and work proportional to the descriptors that became ready.
 
-use crate::timers::{Clock, Nanos, TimerHeap};
+use crate::rt::timers::{Clock, Nanos, TimerHeap};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
@@ -92,7 +92,7 @@ pub struct Reactor {
     /// Heap entries that are some wait's current timeout (the rest are stale).
     live_timers: usize,
     clock: Clock,
-    signals: Option<crate::signals::SignalPipe>,
+    signals: Option<crate::rt::signals::SignalPipe>,
 }
 
 impl Reactor {
@@ -371,7 +371,7 @@ impl Reactor {
 
     /// Wakes the poll when one of `signals` arrives; [`PollResult::signal`] names it.
     pub fn catch_signals(&mut self, signals: &[i32]) -> io::Result<()> {
-        let pipe = crate::signals::SignalPipe::new(signals)?;
+        let pipe = crate::rt::signals::SignalPipe::new(signals)?;
         self.poll.registry().register(
             &mut SourceFd(&pipe.fd()),
             SIGNAL_TOKEN,

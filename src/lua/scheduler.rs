@@ -4,7 +4,7 @@
 //!
 //! `core.parking(anchors, S, after)` returns five C functions sharing one [`Parking`]:
 //! - `wait(key [, timeout])`, called by a loop thread whose socket would block: parks it
-//!   on the wait key (`token * 2 + direction`, see [`crate::reactor`]) and yields; it
+//!   on the wait key (`token * 2 + direction`, see [`crate::rt::reactor`]) and yields; it
 //!   returns what the thread is resumed with (`true`, `'timeout'`, `'closed'`). Returns
 //!   at once `nil` in a thread that is not a loop thread (the caller then blocks in
 //!   poll(2)), and `'busy'` when another thread already waits on the key.
@@ -30,9 +30,9 @@
 //! thread that parks on the key it parked on before (a connection's reader) leaves its
 //! anchor as it is.
 
-use crate::errors::{fail, message};
-use crate::luastack::{push_owned, userdata_value, Stack};
-use crate::reactor::{PollResult, SharedReactor};
+use crate::lua::stack::{push_owned, userdata_value, Stack};
+use crate::net::errors::{fail, message};
+use crate::rt::reactor::{PollResult, SharedReactor};
 use mlua::ffi::{self, lua_CFunction, lua_State, lua_upvalueindex};
 use std::ffi::c_int;
 use std::ptr;

@@ -1,0 +1,5 @@
+//! Wire formats.
+
+pub mod http_head;
+pub mod rpc;
+pub mod tango_text;

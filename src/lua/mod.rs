@@ -1,0 +1,9 @@
+//! The binding layer: every piece of code that touches the Lua stack.
+
+pub mod core_table;
+pub mod embedded;
+pub mod scheduler;
+pub mod stack;
+pub mod tcp;
+pub mod tcp_ffi;
+pub mod watch;

@@ -1,0 +1,7 @@
+//! Sockets and their protocol logic.
+
+pub mod buffer;
+pub mod errors;
+pub mod resolve;
+pub mod sockopt;
+pub mod tcp;

@@ -1,0 +1,6 @@
+//! The runtime underneath the Lua layer. Nothing here touches Lua.
+
+pub mod blocking;
+pub mod reactor;
+pub mod signals;
+pub mod timers;
