@@ -22,6 +22,18 @@ loop.now = core.now
 loop.wrap = A.wrap
 loop.stats = S.stats
 
+-- Coordination between threads (lua/socketloop/sync.lua).
+local sync = require'socketloop.sync'
+loop.queue = sync.queue
+loop.semaphore = sync.semaphore
+loop.lock = sync.lock
+loop.event = sync.event
+loop.after = sync.after
+loop.every = sync.every
+loop.cancel = sync.cancel
+loop.timeout = sync.timeout
+loop.join = S.join
+
 -- Sets the handler of errors raised in loop threads: fn(err, traceback, thread).
 -- nil restores the default (print to stderr). Returns the previous handler.
 function loop.onerror(fn)

@@ -37,9 +37,9 @@ function coro.create(f, return_thread)
 	end
 	local back = return_thread or current()
 	check_target('create', back)
-	return S.adopt(create(function(...)
+	return S.track(S.adopt(create(function(...)
 		return TRANSFER, back, pack(f(...))
-	end))
+	end)))
 end
 
 function coro.transfer(thread, ...)

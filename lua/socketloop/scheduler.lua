@@ -11,14 +11,19 @@
 --                                loop.stop(), or until `timeout` seconds have passed
 --   yield(TRANSFER, thread, values) hand control to another thread (socketloop.coro),
 --                                passing it `values` (a table packed by S.pack)
---   yield()                      suspend until loop.resume (loop.suspend)
--- A parked thread is resumed with `true` (ready), 'timeout' or 'closed'. Requests have
+--   yield()                      suspend until loop.resume (loop.suspend), or park in a
+--                                wait list (S.park: queues, semaphores, joins...)
+-- A thread parked on a socket is resumed with `true` (ready), 'timeout', 'closed' or the
+-- word it was cancelled with; a sleeper with 'timeout', or nil and that word; a thread in
+-- a wait list with `true, value` or `false, why`. Wake-ups that do not come from the poll
+-- (a closed socket, a queue hand-off, a cancel) go into the run queue, which each step
+-- runs before it polls: a waiting thread costs nothing until something wakes it. Requests have
 -- at most three values (a transfer packs its own), so `after` takes fixed parameters:
 -- the JIT compiles it, where a vararg `after` ran in the interpreter.
 
 local core = require'socketloop.core'
 
-local create, resume, yield = coroutine.create, coroutine.resume, coroutine.yield
+local create, resume, yield, status = coroutine.create, coroutine.resume, coroutine.yield, coroutine.status
 local select, unpack = select, unpack or table.unpack
 local traceback = debug.traceback
 local settimer, settimer_at, now = core.settimer, core.settimer_at, core.now
@@ -47,7 +52,9 @@ local parked = {}          -- plain timer key -> thread (socket keys: src/lua/sc
 local npending = 0         -- threads parked on a plain timer
 local idle, nidle = {}, 0  -- threads waiting in start() for the loop to go idle
 local idle_deadline = {}   -- such a thread -> when its start(timeout) returns
-local deferred, ndeferred = {}, 0  -- threads to resume with 'closed' on the next step
+-- The run queue: thread, a, b triples from runq[rhead] to runq[rtail], each to resume
+-- with (a, b) on the next step.
+local runq, rhead, rtail = {}, 1, 0
 local ready = {}           -- the plain timer keys the last poll woke
 local stepping = false     -- a step is waking threads (one of them may call step)
 local sleepkey = 0         -- plain timer keys count down from -1
@@ -61,6 +68,20 @@ local halting = false      -- S.halt(): ends every start(), nested or not
 S.thread = false
 local suspended = setmetatable({}, {__mode = 'k'})
 local errhandlers = setmetatable({}, {__mode = 'k'})
+local sleeping = {}        -- thread parked on a plain timer -> its key (for cancel)
+-- Threads made by newthread or coro.create that have not ended, and how many: what a
+-- shutdown waits for. A suspended thread nobody holds may be collected unended, so the
+-- count may stay above the set's size; shutdown's grace bounds what that costs.
+local alive, nalive = setmetatable({}, {__mode = 'k'}), 0
+-- Loop threads ever made here (to tell join's misuse from a thread already joined), and
+-- the results of those that ended, until they are joined or collected: {n =, true, ...}
+-- or {n = 3, false, err, traceback}.
+local known = setmetatable({}, {__mode = 'k'})
+local results = setmetatable({}, {__mode = 'k'})
+local joiners = setmetatable({}, {__mode = 'k'})  -- thread -> wait list of its joiners
+-- The thread a request asks the scheduler to end (S.ENDED): what a newthread's body
+-- returns, with its results packed, so `after` sees them all.
+local ENDED = {}
 
 local function default_onerror(err, trace)
 	io.stderr:write('socketloop: error in thread: ', trace, '\n')
@@ -78,8 +99,12 @@ function S.report(err, trace, co)
 	end
 end
 
+local finish
+
 local function report(co, err)
-	S.report(err, traceback(co, tostring(err)), co)
+	local trace = traceback(co, tostring(err))
+	S.report(err, trace, co)
+	finish(co, {n = 3, false, err, trace})
 end
 
 -- Resumes `co` and follows its requests until a thread parks, suspends or ends.
@@ -103,12 +128,18 @@ function after(outer, co, ok, req, a, b)
 	if not ok then
 		return report(co, req)
 	end
-	if req == TRANSFER then
+	if req == ENDED then
+		return finish(co, a)
+	elseif req == TRANSFER then
+		if alive[co] and status(co) == 'dead' then
+			finish(co, {n = b.n + 1, true, unpack(b, 1, b.n)})
+		end
 		if a == S.MAIN then return unpack(b, 1, b.n) end
 		return run(a, unpack(b, 1, b.n))
 	elseif req == SLEEP or req == SLEEP_UNTIL then
 		sleepkey = sleepkey - 1
 		parked[sleepkey] = co
+		sleeping[co] = sleepkey
 		npending = npending + 1
 		if req == SLEEP then
 			settimer(sleepkey, a)
@@ -119,16 +150,20 @@ function after(outer, co, ok, req, a, b)
 		nidle = nidle + 1
 		idle[nidle] = co
 		if a then idle_deadline[co] = now() + a end
+		if S.draining then S.draining() end
 	end
 end
 
 -- The socket waits (src/lua/scheduler.rs): poll resumes the threads parked on socket keys
 -- and hands their other requests to `after`.
 local anchors = {}         -- socket key -> thread parked on it (keeps it alive)
+S.anchors = anchors
 local wait, poll, unpark, nwaiting, inloop = core.parking(anchors, S, function(co, ok, req, a, b)
 	return after(S.thread, co, ok, req, a, b)
 end)
 S.wait = wait
+
+local expire
 
 -- Resumes the thread parked on plain timer `key` with `how`. `run` is inlined (a call to
 -- the vararg `run` is a tail call the interpreter makes, about 70 instructions).
@@ -137,6 +172,10 @@ local function wake(key, how)
 	if co then
 		parked[key] = nil
 		npending = npending - 1
+		if type(co) == 'table' then
+			return expire(co)
+		end
+		sleeping[co] = nil
 		local outer = S.thread
 		S.thread = co
 		after(outer, co, resume(co, how))
@@ -160,13 +199,76 @@ function S.inloop()
 	return S.current() ~= nil
 end
 
+-- Counts `co` among the threads a shutdown waits for, and as joinable.
+function S.track(co)
+	alive[co] = true
+	known[co] = true
+	nalive = nalive + 1
+	return co
+end
+
+-- Records how `co` ended, wakes its joiners, and tells a draining shutdown.
+function finish(co, r)
+	if alive[co] then
+		alive[co] = nil
+		nalive = nalive - 1
+	end
+	local wl = joiners[co]
+	joiners[co] = nil
+	if wl and wl.n > 0 then
+		S.wakeall(wl, true, r)
+	else
+		results[co] = r
+	end
+	if S.draining then S.draining() end
+end
+
+-- A newthread's body: the handler's results go to `after` packed, whatever their number.
+local function body(handler, ...)
+	return ENDED, S.pack(true, handler(...))
+end
+
+-- A new loop thread running handler(...), not yet started.
+function S.create(handler, onerror)
+	local co = S.track(create(body))
+	errhandlers[co] = onerror
+	return co
+end
+
 function S.newthread(handler, ...)
 	if type(handler) ~= 'function' then
 		error("bad argument #1 to 'newthread' (function expected, got " .. type(handler) .. ')', 2)
 	end
-	local co = S.adopt(create(handler))
-	run(co, ...)
+	local co = S.create(handler)
+	run(co, handler, ...)
 	return co
+end
+
+-- Runs a thread made by S.create.
+function S.start_thread(co, handler, ...)
+	return run(co, handler, ...)
+end
+
+-- A number of seconds at argument `n` of `fname`: nil (when `optional`) or a number that
+-- is not NaN nor negative (math.huge: no limit).
+function S.seconds(fname, n, x, optional)
+	if x == nil and optional then return nil end
+	if type(x) ~= 'number' then
+		error("bad argument #" .. n .. " to '" .. fname .. "' (number expected, got " .. type(x) .. ')', 3)
+	end
+	if x ~= x or x < 0 then
+		error("bad argument #" .. n .. " to '" .. fname .. "' (not a valid number of seconds)", 3)
+	end
+	if x == math.huge then return nil end
+	return x
+end
+
+-- Parks the running loop thread on a timer; true when it is due, nil and the word of a
+-- cancel when cancelled.
+local function sleep_request(req, x)
+	local how, why = yield(req, x)
+	if how == nil then return nil, why end
+	return true
 end
 
 function S.sleep(seconds)
@@ -174,9 +276,10 @@ function S.sleep(seconds)
 		error("bad argument #1 to 'sleep' (number expected, got " .. type(seconds) .. ')', 2)
 	end
 	if S.inloop() then
-		yield(SLEEP, seconds)
+		return sleep_request(SLEEP, seconds)
 	else
 		core.waitfd(nil, false, math.max(seconds, 0))
+		return true
 	end
 end
 
@@ -187,9 +290,10 @@ function S.sleep_until(time)
 		error("bad argument #1 to 'sleep_until' (number expected, got " .. type(time) .. ')', 2)
 	end
 	if S.inloop() then
-		yield(SLEEP_UNTIL, time)
+		return sleep_request(SLEEP_UNTIL, time)
 	else
 		core.waitfd(nil, false, math.max(time - now(), 0))
+		return true
 	end
 end
 
@@ -213,21 +317,306 @@ function S.resume(co, ...)
 	run(co, ...)
 end
 
+-- Resumes `co` with (a, b) on the next step, before the poll.
+local function schedule(co, a, b)
+	local t = rtail
+	runq[t + 1], runq[t + 2], runq[t + 3] = co, a, b
+	rtail = t + 3
+end
+S.ready = schedule
+
 -- Wakes the threads parked on either direction of a closed socket with 'closed'.
 function S.wakeclosed(token)
 	for key = token * 2, token * 2 + 1 do
 		local co = unpark(key)
-		if co then
-			ndeferred = ndeferred + 1
-			deferred[ndeferred] = co
+		if co then schedule(co, 'closed') end
+	end
+end
+
+-- Wake-ups one step runs before it polls again, so that threads handing each other work
+-- do not keep sockets waiting.
+local RUN_BUDGET = 10000
+
+-- Runs the run queue, including what the threads it runs add to it, up to RUN_BUDGET.
+local function run_ready()
+	local budget = RUN_BUDGET
+	while rhead <= rtail and budget > 0 do
+		local i = rhead
+		local co, a, b = runq[i], runq[i + 1], runq[i + 2]
+		runq[i], runq[i + 1], runq[i + 2] = nil, nil, nil
+		rhead = i + 3
+		budget = budget - 1
+		run(co, a, b)
+	end
+	if rhead > rtail then
+		rhead, rtail = 1, 0
+	elseif rhead > 3 * RUN_BUDGET then
+		-- Left over for the next step: moved down, so the indices stay small.
+		local n = 0
+		for i = rhead, rtail do
+			n = n + 1
+			runq[n], runq[i] = runq[i], nil
+		end
+		rhead, rtail = 1, n
+	end
+end
+
+---------------------------------------------------------------------------------------
+-- Wait lists: threads parked until another thread hands them something (queues,
+-- semaphores, events, joins), first come first served. An entry is {co =, v =, wl =,
+-- key =}: the thread (false once it left), a value it hands over (a push), its list,
+-- and its plain timer key when the wait has a timeout.
+
+local waiting_in = setmetatable({}, {__mode = 'kv'})  -- thread -> its entry
+
+function S.waitlist()
+	return {first = 1, last = 0, n = 0, dead = 0}
+end
+
+-- Forgets entry `e`'s timer and where its thread waits.
+local function unwait(e)
+	waiting_in[e.co] = nil
+	local key = e.key
+	if key then
+		parked[key] = nil
+		npending = npending - 1
+	end
+end
+
+-- Parks the running loop thread at the end of `wl` for up to `timeout` seconds (nil: no
+-- limit), handing over `value`; returns what wakes it: true, value or false, why.
+-- `fname` names the caller in the error raised outside a loop thread.
+function S.park(wl, timeout, value, fname)
+	local co = running()
+	if not co or not inloop() then
+		error("'" .. fname .. "' would wait outside a loop thread (it would block forever)", 3)
+	end
+	local e = {co = co, v = value, wl = wl, key = false}
+	local last = wl.last + 1
+	wl[last] = e
+	wl.last, wl.n = last, wl.n + 1
+	waiting_in[co] = e
+	if timeout then
+		sleepkey = sleepkey - 1
+		e.key = sleepkey
+		parked[sleepkey] = e
+		npending = npending + 1
+		settimer(sleepkey, timeout)
+	end
+	return yield()
+end
+
+-- Takes the first entry of `wl` (nil if none): its thread no longer waits.
+local function take(wl)
+	local i = wl.first
+	while i <= wl.last do
+		local e = wl[i]
+		wl[i] = nil
+		i = i + 1
+		if e.co then
+			wl.first, wl.n = i, wl.n - 1
+			unwait(e)
+			if wl.n == 0 then wl.first, wl.last, wl.dead = 1, 0, 0 end
+			return e
+		end
+		wl.dead = wl.dead - 1
+	end
+	wl.first, wl.last, wl.dead = 1, 0, 0
+	return nil
+end
+S.take = take
+
+-- Wakes the first thread of `wl` with (a, b); returns its entry, nil if none waits.
+function S.wakeone(wl, a, b)
+	local e = take(wl)
+	if e then schedule(e.co, a, b) end
+	return e
+end
+
+-- Wakes every thread of `wl` with (a, b).
+function S.wakeall(wl, a, b)
+	while wl.n > 0 do
+		local e = take(wl)
+		schedule(e.co, a, b)
+	end
+end
+
+-- Takes `e`'s thread out of its list (a timeout or a cancel); returns the thread.
+local function leave(e)
+	local co, wl = e.co, e.wl
+	unwait(e)
+	e.co = false
+	wl.n = wl.n - 1
+	wl.dead = wl.dead + 1
+	if wl.dead > wl.n + 16 then
+		-- Entries that left outnumber the waiting ones: keep the list proportional to
+		-- the threads that wait.
+		local j = 0
+		for i = wl.first, wl.last do
+			local x = wl[i]
+			wl[i] = nil
+			if x.co then
+				j = j + 1
+				wl[j] = x
+			end
+		end
+		wl.first, wl.last, wl.dead = 1, j, 0
+	end
+	return co
+end
+
+-- A timed wait in a list ran out.
+function expire(e)
+	e.key = false -- its timer is the one that fired
+	local co = leave(e)
+	local outer = S.thread
+	S.thread = co
+	after(outer, co, resume(co, false, 'timeout'))
+end
+
+---------------------------------------------------------------------------------------
+-- Cancelling: a parked thread is woken with `why` wherever it waits. One that is not
+-- parked (running, or in the run queue) gets it at its next wait, when the step before
+-- the next poll finds it parked.
+
+local cancels = setmetatable({}, {__mode = 'k'})       -- thread -> why, once
+local deadlines = setmetatable({}, {__mode = 'k'})     -- thread -> {why =}, until cleared
+
+-- Wakes `co` with `why` if it is parked; true if it was.
+local function interrupt(co, why)
+	local e = waiting_in[co]
+	if e then
+		leave(e)
+		schedule(co, false, why)
+		return true
+	end
+	local key = sleeping[co]
+	if key then
+		sleeping[co] = nil
+		parked[key] = nil
+		npending = npending - 1
+		schedule(co, nil, why)
+		return true
+	end
+	if suspended[co] then
+		suspended[co] = nil
+		schedule(co, nil, why)
+		return true
+	end
+	for i = 1, nidle do
+		if idle[i] == co then
+			table.remove(idle, i)
+			nidle = nidle - 1
+			idle_deadline[co] = nil
+			schedule(co, nil, why)
+			return true
+		end
+	end
+	for key, t in pairs(S.anchors) do
+		if t == co and unpark(key) == co then
+			schedule(co, why)
+			return true
+		end
+	end
+	return false
+end
+
+-- Cancels `co`'s current or next wait with `why`; false if it has ended.
+function S.cancel(co, why)
+	if not known[co] then
+		error("bad argument #1 to 'cancel' (not a loop thread)", 3)
+	end
+	if status(co) == 'dead' then return false end
+	if not interrupt(co, why) then
+		cancels[co] = why
+	end
+	return true
+end
+
+-- From now until S.clear_deadline, every wait of `co` is cancelled with deadline.why
+-- (loop.timeout's deadline passed). The outermost of nested deadlines stays in force.
+function S.deadline_passed(co, deadline)
+	if not deadlines[co] then deadlines[co] = deadline end
+	S.cancel(co, deadline.why)
+end
+
+-- Ends what S.deadline_passed(co, deadline) started, and its cancel if still pending.
+function S.clear_deadline(co, deadline)
+	if deadlines[co] == deadline then deadlines[co] = nil end
+	if cancels[co] == deadline.why then cancels[co] = nil end
+end
+
+-- Cancels the waits that cancels and passed deadlines are due for.
+local function deliver_cancels()
+	for co, why in pairs(cancels) do
+		if status(co) == 'dead' or interrupt(co, why) then
+			cancels[co] = nil
+		end
+	end
+	for co, deadline in pairs(deadlines) do
+		if status(co) == 'dead' then
+			deadlines[co] = nil
+		else
+			interrupt(co, deadline.why)
 		end
 	end
 end
 
-local function run_deferred()
-	local list, n = deferred, ndeferred
-	deferred, ndeferred = {}, 0
-	for i = 1, n do run(list[i], 'closed') end
+-- The loop threads a shutdown cancels after its grace: every unended one but `except`
+-- and those waiting in start().
+function S.unended(except)
+	local list = {}
+	for co in pairs(alive) do
+		if co ~= except and status(co) ~= 'dead' then
+			local in_start = false
+			for i = 1, nidle do
+				if idle[i] == co then in_start = true end
+			end
+			if not in_start then list[#list + 1] = co end
+		end
+	end
+	return list
+end
+
+-- How many unended loop threads a shutdown called in `except` waits for.
+function S.busy_threads(except)
+	local n = nalive - nidle
+	if except and alive[except] then n = n - 1 end
+	return n
+end
+
+---------------------------------------------------------------------------------------
+-- Joining.
+
+-- Waits for loop thread `co` to end: true, its results... or false, err, traceback.
+function S.join(co, timeout)
+	if type(co) ~= 'thread' then
+		error("bad argument #1 to 'join' (thread expected, got " .. type(co) .. ')', 2)
+	end
+	timeout = S.seconds('join', 2, timeout, true)
+	local r = results[co]
+	if r then
+		results[co] = nil
+		return unpack(r, 1, r.n)
+	end
+	if not known[co] then
+		error("bad argument #1 to 'join' (not a loop thread)", 2)
+	end
+	if status(co) == 'dead' then
+		return false, 'already joined'
+	end
+	if co == running() then
+		error("bad argument #1 to 'join' (a thread cannot join itself)", 2)
+	end
+	if timeout == 0 then return false, 'timeout' end
+	local wl = joiners[co]
+	if not wl then
+		wl = S.waitlist()
+		joiners[co] = wl
+	end
+	local ok, got = S.park(wl, timeout, nil, 'join')
+	if not ok then return false, got end
+	return unpack(got, 1, got.n)
 end
 
 -- Resumes one thread waiting in start(): the one that called it first, but the runner's
@@ -277,25 +666,28 @@ end
 
 -- True while some thread waits on a socket, a timer or a deferred wake.
 function S.waiting()
-	return npending > 0 or ndeferred > 0 or nidle > 0 or nwaiting() > 0
+	return npending > 0 or rhead <= rtail or nidle > 0 or nwaiting() > 0
 end
 
 function S.step(timeout)
 	if timeout ~= nil and type(timeout) ~= 'number' then
 		error("bad argument #1 to 'step' (number expected, got " .. type(timeout) .. ')', 2)
 	end
-	if ndeferred > 0 then
-		run_deferred()
+	if rhead <= rtail then
+		run_ready()
+	end
+	if next(cancels) ~= nil or next(deadlines) ~= nil then
+		deliver_cancels()
 	end
 	if npending == 0 and nwaiting() == 0 then
-		if ndeferred > 0 then return true end
+		if rhead <= rtail then return true end
 		if nidle > 0 then
 			run_idle()
 			return S.waiting()
 		end
 		return false
 	end
-	local wait = ndeferred > 0 and 0 or timeout
+	local wait = rhead <= rtail and 0 or timeout
 	local first = nidle > 0 and next_idle_deadline()
 	if first then
 		local left = math.max(first - now(), 0)

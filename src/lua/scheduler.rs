@@ -12,7 +12,8 @@
 //!   the threads parked here on the keys it reports; the other keys (plain timers, whose
 //!   threads the Lua side parks) go into `keys[1..]`, ready ones first. `nil, message` if
 //!   epoll fails.
-//! - `unpark(key) -> thread | nil`: takes the thread parked on `key` (its socket closed).
+//! - `unpark(key) -> thread | nil`: takes the thread parked on `key` (its socket closed,
+//!   or the thread was cancelled), and drops its wait's timeout.
 //! - `count() -> n`: how many threads are parked here.
 //! - `inloop() -> boolean`: whether the caller is a loop thread: the thread the poll is
 //!   resuming, or `S.thread` (the one the Lua half is resuming).
@@ -212,6 +213,11 @@ unsafe extern "C-unwind" fn unpark(state: *mut lua_State) -> c_int {
         return 1;
     };
     let parked = take_waiter(parking, key);
+    if parked.is_some() {
+        if let Ok(mut reactor) = (*parking).reactor.try_borrow_mut() {
+            reactor.clear_timer(key as i64);
+        }
+    }
     ffi::lua_rawgeti_(state, ANCHORS, key as c_int);
     ffi::lua_pushnil(state);
     ffi::lua_rawseti_(state, ANCHORS, key as c_int);

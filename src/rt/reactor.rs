@@ -256,6 +256,18 @@ impl Reactor {
         }
     }
 
+    /// Drops the timeout of the wait on socket key `key`: the wait ended without the
+    /// poll (it was cancelled), and the next wait on the key may have no timeout.
+    pub fn clear_timer(&mut self, key: i64) {
+        if key < 0 {
+            return;
+        }
+        let (token, dir) = split_key(key);
+        if let Some(source) = self.sources.get_mut(token) {
+            source.slots[dir].deadline = None;
+        }
+    }
+
     /// Waits up to `timeout` (None: until something happens) for readiness, timers or a
     /// caught signal, and reports them in `out` (cleared first).
     pub fn poll(&mut self, timeout: Option<Duration>, out: &mut PollResult) -> io::Result<()> {

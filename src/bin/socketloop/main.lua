@@ -45,8 +45,8 @@ local function onerror(_, trace)
 	S.halt()
 end
 
-S.main_chunk = S.adopt(coroutine.create(main), onerror)
-S.run(S.main_chunk, select(3, ...))
+S.main_chunk = S.create(main, onerror)
+S.start_thread(S.main_chunk, main, select(3, ...))
 if not failure then
 	S.start()
 end
