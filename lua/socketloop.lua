@@ -45,8 +45,25 @@ function loop.onerror(fn)
 	return previous
 end
 
+local FAMILIES = {inet = true, inet6 = true}
+
+-- The addresses of `host` ({ip...}) or nil, err, looked up without blocking the loop.
+function loop.resolve(host, family, timeout)
+	if type(host) ~= 'string' then
+		error("bad argument #1 to 'resolve' (string expected, got " .. type(host) .. ')', 2)
+	end
+	if family ~= nil and not FAMILIES[family] then
+		error("bad argument #2 to 'resolve' (invalid family '" .. tostring(family) .. "')", 2)
+	end
+	if timeout ~= nil and not (type(timeout) == 'number' and timeout >= 0 and timeout < math.huge) then
+		error("bad argument #3 to 'resolve' (non-negative number expected)", 2)
+	end
+	return A.resolve(host, family, timeout)
+end
+
 local function new_tcp(family, ip, port)
 	local s = A.wrap(core.tcp(family))
+	s.family = family
 	if ip ~= nil or port ~= nil then
 		local ok, err = s:bind(ip or '*', port or 0)
 		if not ok then

@@ -243,7 +243,120 @@ function asocket:accept()
 	return A.wrap(client)
 end
 
+-- The addresses of `host` ({ip...}), or nil, err. A name is looked up on the resolver
+-- pool (src/rt/resolver.rs) while the calling loop thread parks, for at most `limit`
+-- seconds (nil: as long as the system resolver takes); outside a loop thread the lookup
+-- blocks, as every socket call there does. IP literals need no lookup.
+function A.resolve(host, family, limit)
+	local lookup, err = core.lookup(host, family)
+	if type(lookup) ~= 'userdata' then return lookup, err end
+	if not S.inloop() then
+		lookup:cancel()
+		return core.lookup_blocking(host, family)
+	end
+	local how = wait(lookup:key(), limit)
+	if how == true then
+		local addrs
+		addrs, err = lookup:take()
+		if addrs or err then return addrs, err end
+	end
+	lookup:cancel()
+	return nil, how == true and 'closed' or how
+end
+
+-- Seconds the asocket's timeouts leave for a wait that began at `started`, and `started`
+-- (nil, nil: no limit).
+local function time_left(self, started)
+	local timeouts = self.timeouts
+	if not timeouts then return nil, started end
+	if type(timeouts) == 'number' then return timeouts, started end
+	started = started or now()
+	local left = started + timeouts.total - now()
+	if timeouts.block and timeouts.block < left then left = timeouts.block end
+	return math.max(left, 0), started
+end
+
+-- A connect's failure: 'timeout' (the caller's limit) as it is; any other cause of a
+-- connect to a name names the host.
+local function connect_failure(host, err)
+	if err == 'timeout' or err == 'closed' then return nil, err end
+	return nil, host .. ': ' .. err
+end
+
+-- The gap between Happy Eyeballs attempts (RFC 8305's recommended value).
+local CONNECT_STAGGER = 0.25
+
+-- Connects our fresh socket to one of `addrs`, racing them (src/net/connect_race.rs).
+local function connect_race(self, host, addrs, port, started)
+	local block = self.timeouts
+	if type(block) == 'table' then block = block.block end
+	local race = core.race(addrs, port, block or nil, CONNECT_STAGGER)
+	while true do
+		local fd, err, delay = race:step()
+		if fd then
+			if self.token < 0 then
+				race:close()
+				return nil, 'closed'
+			end
+			local ok, why = self.socket:setfd(fd)
+			if ok then race:handed() end
+			race:close()
+			if not ok then return nil, why end
+			self.token = self.socket:token()
+			return 1
+		end
+		if err ~= WANTWRITE then
+			race:close()
+			return connect_failure(host, err)
+		end
+		local total = type(self.timeouts) == 'table' and self.timeouts.total
+		if total then
+			local left = started + total - now()
+			if left <= 0 then
+				race:close()
+				return nil, 'timeout'
+			end
+			if not delay or left < delay then delay = left end
+		end
+		if wait(race:key(), delay) == nil then
+			race:block(delay)
+		end
+	end
+end
+
+-- LuaSocket's connect to a name: looked up without blocking the loop; several addresses
+-- are raced on our fresh sockets, tried in order otherwise (a bound socket, a foreign one).
+local function connect_name(self, host, port)
+	local limit, started = time_left(self, nil)
+	local family = self.family
+	local fd = self.socket:getfd()
+	if fd and fd >= 0 then
+		family = select(3, self.socket:getsockname()) or family
+	end
+	local addrs, err = A.resolve(host, family, limit)
+	if not addrs then return nil, err end
+	if self.ours and #addrs > 1 and not (fd and fd >= 0) then
+		return connect_race(self, host, addrs, port, started)
+	end
+	for _, ip in ipairs(addrs) do
+		local ok
+		ok, err = self:connect(ip, port)
+		if ok then return ok end
+		if err == 'timeout' or err == 'closed' then break end
+	end
+	return connect_failure(host, err)
+end
+
+-- A port as connect and bind accept it (a number or numeric string, 0 to 65535).
+local function valid_port(port)
+	port = tonumber(port)
+	return port and port >= 0 and port <= 65535 and port % 1 == 0
+end
+
 function asocket:connect(host, port)
+	if type(host) == 'string' and valid_port(port) and not core.isliteral(host) then
+		return connect_name(self, host, port)
+	end
 	local s = self.socket
 	local ok, err = check(s:connect(host, port))
 	if not self.ours and not self.connecting then
@@ -408,9 +521,25 @@ local function forwarder(name)
 	return f
 end
 
-for _, name in ipairs{'bind', 'listen', 'shutdown', 'setoption', 'getoption', 'getsockname',
+for _, name in ipairs{'listen', 'shutdown', 'setoption', 'getoption', 'getsockname',
 		'getpeername', 'getstats', 'setstats', 'getfd'} do
 	asocket[name] = forwarder(name)
+end
+
+-- A name is looked up without blocking the loop, and each address tried in turn.
+function asocket:bind(host, port)
+	local s = self.socket
+	if type(host) ~= 'string' or not valid_port(port) or core.isliteral(host) then
+		return check(s:bind(host, port))
+	end
+	local addrs, err = A.resolve(host, self.family)
+	if not addrs then return nil, err end
+	for _, ip in ipairs(addrs) do
+		local ok
+		ok, err = check(s:bind(ip, port))
+		if ok then return ok end
+	end
+	return nil, err
 end
 
 -- A foreign socket may have methods of its own (LuaSocket's setpeername, getfamily...):

@@ -757,11 +757,15 @@ function S.halt()
 end
 
 function S.stats()
-	local registrations, timers = core.stats()
+	local registrations, timers, lookups, resolver_threads, resolver_busy, resolver_queued = core.stats()
 	return {
 		pending = npending + nwaiting(),
 		registrations = registrations,
 		timers = timers,
+		lookups = lookups,
+		resolver_threads = resolver_threads,
+		resolver_busy = resolver_busy,
+		resolver_queued = resolver_queued,
 	}
 end
 

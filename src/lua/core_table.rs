@@ -9,7 +9,9 @@
 //! - `now() -> seconds` on the loop's monotonic clock.
 //! - `tcp([family]) -> socket`, `fromfd(fd) -> socket`, `watch(fd) -> watch`.
 //! - `waitfd(fd|nil, write, timeout) -> true | 'timeout'`: a blocking wait outside the loop.
-//! - `stats() -> registrations, timers`.
+//! - `stats() -> registrations, timers, lookups pending, resolver threads, busy, queued`.
+//! - `lookup`, `lookup_blocking`, `isliteral`: name lookups ([`crate::lua::resolve`]).
+//! - `race`: Happy Eyeballs connects ([`crate::lua::connect_race`]).
 
 use crate::lua::scheduler::push_parking_maker;
 use crate::lua::tcp_ffi;
@@ -63,6 +65,8 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
     )?;
 
     crate::lua::tcp::register(lua, &core, reactor)?;
+    crate::lua::resolve::register(lua, &core, reactor)?;
+    crate::lua::connect_race::register(lua, &core, reactor)?;
 
     let r = reactor.clone();
     core.set(
@@ -99,7 +103,15 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
         "stats",
         lua.create_function(move |_, ()| {
             let r = r.borrow();
-            Ok((r.source_count(), r.timer_count()))
+            let pool = r.lookup_stats();
+            Ok((
+                r.source_count(),
+                r.timer_count(),
+                pool.pending,
+                pool.threads,
+                pool.busy,
+                pool.queued,
+            ))
         })?,
     )?;
     crate::codec::http_head::register(lua, &core)?;

@@ -1,7 +1,9 @@
 //! The binding layer: every piece of code that touches the Lua stack.
 
+pub mod connect_race;
 pub mod core_table;
 pub mod embedded;
+pub mod resolve;
 pub mod scheduler;
 pub mod stack;
 pub mod tcp;

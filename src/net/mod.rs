@@ -1,6 +1,7 @@
 //! Sockets and their protocol logic.
 
 pub mod buffer;
+pub mod connect_race;
 pub mod errors;
 pub mod resolve;
 pub mod sockopt;

@@ -209,6 +209,11 @@ impl TcpSocket {
             let _ = sock.into_raw_fd();
             return Err(e);
         }
+        // Options set while there was no descriptor apply to the one adopted (a connect
+        // race's winner, see `asocket:connect`).
+        for (opt, value) in &self.pending {
+            let _ = sockopt::set(&sock, *opt, *value);
+        }
         self.family = match sock.local_addr().ok().and_then(|a| a.as_socket()) {
             Some(a) => Some(Family::of(&a)),
             None => self.family,

@@ -2,5 +2,6 @@
 
 pub mod blocking;
 pub mod reactor;
+pub mod resolver;
 pub mod signals;
 pub mod timers;

@@ -7,9 +7,10 @@
 //! for both directions, so waiting costs no system call; a poll costs one `epoll_wait`
 //! and work proportional to the descriptors that became ready.
 
+use crate::rt::resolver::{Lookup, Outcome, PoolStats, Resolver};
 use crate::rt::timers::{Clock, Nanos, TimerHeap};
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 use std::cell::RefCell;
 use std::io;
@@ -27,6 +28,8 @@ pub const READ: usize = 0;
 pub const WRITE: usize = 1;
 
 const SIGNAL_TOKEN: Token = Token(usize::MAX);
+/// The resolver pool's waker: a lookup finished.
+const RESOLVER_TOKEN: Token = Token(usize::MAX - 1);
 const EVENT_CAPACITY: usize = 1024;
 
 /// One registration: an optional descriptor and a timeout slot per direction.
@@ -93,6 +96,8 @@ pub struct Reactor {
     live_timers: usize,
     clock: Clock,
     signals: Option<crate::rt::signals::SignalPipe>,
+    /// The lookup pool, made by the first lookup; its threads end when it is dropped.
+    resolver: Option<Resolver>,
 }
 
 impl Reactor {
@@ -107,6 +112,7 @@ impl Reactor {
             live_timers: 0,
             clock: Clock::new(),
             signals: None,
+            resolver: None,
         })
     }
 
@@ -160,6 +166,23 @@ impl Reactor {
         source.writes = writes;
         source.write_blocked = false;
         Ok(())
+    }
+
+    /// Registers one more descriptor under `token`, for writability only, without making it
+    /// the token's own: a connect race's attempts all report on the race's write key. The
+    /// caller unregisters it with [`Reactor::detach_extra`] before handing it elsewhere.
+    pub fn attach_extra(&mut self, token: usize, fd: RawFd) -> io::Result<()> {
+        if !self.sources.contains(token) {
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        }
+        self.poll
+            .registry()
+            .register(&mut SourceFd(&fd), Token(token), Interest::WRITABLE)
+    }
+
+    /// Unregisters a descriptor [`Reactor::attach_extra`] registered (still open).
+    pub fn detach_extra(&mut self, fd: RawFd) {
+        let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
     }
 
     /// Unregisters the descriptor of `token` (which must still be open), keeping the token.
@@ -289,6 +312,18 @@ impl Reactor {
                 out.signal = self.signals.as_ref().and_then(|s| s.take());
                 continue;
             }
+            if event.token() == RESOLVER_TOKEN {
+                let sources = &mut self.sources;
+                if let Some(resolver) = self.resolver.as_mut() {
+                    resolver.collect(|token| {
+                        if let Some(source) = sources.get_mut(token) {
+                            source.slots[READ].deadline = None;
+                        }
+                        out.ready.push(join_key(token, READ));
+                    });
+                }
+                continue;
+            }
             let token = event.token().0;
             let Some(source) = self.sources.get_mut(token) else {
                 continue;
@@ -379,6 +414,47 @@ impl Reactor {
                 None => {}
             }
         }
+    }
+
+    /// Runs `lookup` on the resolver pool; returns the token whose read key becomes ready
+    /// when it finished (then [`Reactor::lookup_outcome`] has its outcome). The caller
+    /// frees the token with [`Reactor::end_lookup`], whether or not it waited to the end.
+    pub fn start_lookup(&mut self, lookup: Lookup) -> io::Result<usize> {
+        if self.resolver.is_none() {
+            let waker = Waker::new(self.poll.registry(), RESOLVER_TOKEN)?;
+            self.resolver = Some(Resolver::new(waker));
+        }
+        let token = self.add_source();
+        let submitted = match self.resolver.as_mut() {
+            Some(resolver) => resolver.submit(token, lookup),
+            None => Err(io::Error::from(io::ErrorKind::Other)),
+        };
+        if let Err(e) = submitted {
+            self.remove_source(token);
+            return Err(e);
+        }
+        Ok(token)
+    }
+
+    /// The outcome of the lookup on `token`, once its read key was reported.
+    pub fn lookup_outcome(&mut self, token: usize) -> Option<Outcome> {
+        self.resolver.as_mut()?.take(token)
+    }
+
+    /// Frees `token` and forgets its lookup (dropped if queued, its outcome discarded).
+    pub fn end_lookup(&mut self, token: usize) {
+        if let Some(resolver) = self.resolver.as_mut() {
+            resolver.cancel(token);
+        }
+        self.remove_source(token);
+    }
+
+    /// The resolver pool's counts (all zero before the first lookup).
+    pub fn lookup_stats(&self) -> PoolStats {
+        self.resolver
+            .as_ref()
+            .map(|r| r.stats())
+            .unwrap_or_default()
     }
 
     /// Wakes the poll when one of `signals` arrives; [`PollResult::signal`] names it.
