@@ -29,6 +29,7 @@
 #   OUT=benches/results/<timestamp>   where runs, logs and the tables go
 #   CHART=docs/performance.svg        the generated chart ("" = none)
 #   TARGETS=1            then run benches/targets.sh (rpc, tango, http, timers; 0 = skip)
+#   UDP=1                then run benches/udp_bench.sh (UDP echo vs raw mio, lookups/s; 0 = skip)
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -186,5 +187,9 @@ fi
 if [ "${TARGETS:-1}" = 1 ]; then
   say "the other targets (rpc, tango, http, timers): benches/targets.sh"
   REPS=$REPS OUT=$OUT "$ROOT/benches/targets.sh" | tee "$OUT/targets.md"
+fi
+if [ "${UDP:-1}" = 1 ]; then
+  say "UDP echo and name lookups: benches/udp_bench.sh"
+  REPS=$REPS SERVER_CPU=$SERVER_CPU LOADGEN_CPU=$LOADGEN_CPU "$ROOT/benches/udp_bench.sh" | tee "$OUT/udp.md"
 fi
 say "results, per-run details (detail.md) and logs: $OUT"

@@ -1,4 +1,4 @@
--- socketloop: coroutine-based asynchronous TCP sockets for LuaJIT, with LuaSocket's API.
+-- socketloop: coroutine-based asynchronous TCP and UDP sockets for LuaJIT, with LuaSocket's API.
 -- The public API; docs/api.md documents every function.
 
 local core = require'socketloop.core'
@@ -82,6 +82,34 @@ end
 -- The same, IPv6 only.
 function loop.tcp6(ip, port)
 	return new_tcp('inet6', ip, port)
+end
+
+local function new_udp(fname, family, ip, port)
+	if ip ~= nil and type(ip) ~= 'string' then
+		error("bad argument #1 to '" .. fname .. "' (string expected, got " .. type(ip) .. ')', 3)
+	end
+	local u, err = require'socketloop.udp'.new(family)
+	if not u then return nil, err end
+	if ip ~= nil or port ~= nil then
+		local ok
+		ok, err = u:setsockname(ip or '*', port or 0)
+		if not ok then
+			u:close()
+			return nil, err
+		end
+	end
+	return u
+end
+
+-- An async UDP socket (IPv4 or IPv6, decided by the first address it is given), bound to
+-- ip/port when given.
+function loop.udp(ip, port)
+	return new_udp('udp', nil, ip, port)
+end
+
+-- The same, IPv6 only.
+function loop.udp6(ip, port)
+	return new_udp('udp6', 'inet6', ip, port)
 end
 
 function loop.connect(host, port, local_ip, local_port)

@@ -556,13 +556,18 @@ end
 
 function A.is_asocket(x)
 	local mt = getmetatable(x)
-	return mt == asocket or mt == foreign
+	return mt == asocket or mt == foreign or (mt ~= nil and mt == A.udp_class)
 end
 
--- Wraps one of our sockets, a foreign socket object with `getfd`, or a raw descriptor.
+-- Wraps one of our sockets, a foreign socket object with `getfd` (a UDP one, ours or
+-- LuaSocket's, becomes a lua/socketloop/udp.lua object), or a raw descriptor.
 function A.wrap(s)
 	if A.is_asocket(s) then
 		return s
+	end
+	if type(s) ~= 'number' then
+		local U = require'socketloop.udp'
+		if U.is_udp(s) then return U.wrap(s) end
 	end
 	if type(s) == 'number' then
 		local sock, err = core.fromfd(s)
@@ -603,4 +608,7 @@ function A.accept_loop(listener, on_client)
 end
 
 A.class = asocket
+-- For lua/socketloop/udp.lua, which wraps UDP sockets the same way.
+A.ready = ready
+A.check = check
 return A

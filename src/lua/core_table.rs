@@ -11,6 +11,7 @@
 //! - `waitfd(fd|nil, write, timeout) -> true | 'timeout'`: a blocking wait outside the loop.
 //! - `stats() -> registrations, timers, lookups pending, resolver threads, busy, queued`.
 //! - `lookup`, `lookup_blocking`, `isliteral`: name lookups ([`crate::lua::resolve`]).
+//! - `udp([family]) -> socket`, `isudp(v)`: UDP sockets ([`crate::lua::udp`]).
 //! - `race`: Happy Eyeballs connects ([`crate::lua::connect_race`]).
 
 use crate::lua::scheduler::push_parking_maker;
@@ -67,6 +68,7 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
     crate::lua::tcp::register(lua, &core, reactor)?;
     crate::lua::resolve::register(lua, &core, reactor)?;
     crate::lua::connect_race::register(lua, &core, reactor)?;
+    crate::lua::udp::register(lua, &core, reactor)?;
 
     let r = reactor.clone();
     core.set(

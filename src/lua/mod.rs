@@ -8,4 +8,5 @@ pub mod scheduler;
 pub mod stack;
 pub mod tcp;
 pub mod tcp_ffi;
+pub mod udp;
 pub mod watch;

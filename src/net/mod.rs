@@ -6,3 +6,4 @@ pub mod errors;
 pub mod resolve;
 pub mod sockopt;
 pub mod tcp;
+pub mod udp;

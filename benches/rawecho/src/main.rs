@@ -7,6 +7,11 @@
 //! buffer, so an idle connection costs the socket and a small slot.
 //!
 //! usage: rawecho PORT        (listens on 127.0.0.1:PORT)
+//!        rawecho --udp PORT  (a UDP datagram echo on 127.0.0.1:PORT: each readable
+//!                             event, receive and send back until the kernel has no more)
+//!        rawecho --udp-load PORT COUNT WINDOW
+//!                            (the UDP load generator: COUNT datagrams of 32 bytes to
+//!                             127.0.0.1:PORT, WINDOW in flight; prints datagrams/s)
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -118,7 +123,88 @@ fn raise_nofile() {
     }
 }
 
+/// The UDP echo: the floor for `loop.udp()`.
+fn udp_echo(port: u16) -> ! {
+    let mut sock = mio::net::UdpSocket::bind(([127, 0, 0, 1], port).into()).expect("bind");
+    let mut poll = Poll::new().expect("epoll");
+    poll.registry().register(&mut sock, Token(0), Interest::READABLE).expect("register");
+    let mut events = Events::with_capacity(16);
+    let mut buf = vec![0u8; 8192];
+    eprintln!("rawecho: UDP echo on 127.0.0.1:{port}");
+    loop {
+        match poll.poll(&mut events, None) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => panic!("epoll: {e}"),
+        }
+        loop {
+            match sock.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    let _ = sock.send_to(&buf[..n], from);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+/// Sends `count` datagrams to the echo on `port`, `window` in flight, and prints
+/// `datagrams N lost L seconds S per_second R`. A datagram not answered within 200 ms
+/// counts as lost and its slot is refilled.
+fn udp_load(port: u16, count: u64, window: u64) {
+    use std::net::UdpSocket;
+    use std::time::{Duration, Instant};
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.connect(("127.0.0.1", port)).expect("connect");
+    sock.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    let payload = [b'x'; 32];
+    let mut buf = [0u8; 64];
+    let (mut sent, mut answered, mut lost) = (0u64, 0u64, 0u64);
+    let started = Instant::now();
+    while sent < count.min(window) {
+        sock.send(&payload).expect("send");
+        sent += 1;
+    }
+    while answered + lost < count {
+        match sock.recv(&mut buf) {
+            Ok(n) => {
+                assert_eq!(&buf[..n], &payload[..], "echo differs");
+                answered += 1;
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                lost += sent - answered - lost;
+            }
+            Err(e) => panic!("recv: {e}"),
+        }
+        while sent < count && sent - answered - lost < window {
+            sock.send(&payload).expect("send");
+            sent += 1;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "datagrams {answered} lost {lost} seconds {secs:.3} per_second {:.0}",
+        answered as f64 / secs
+    );
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let num = |i: usize| -> u64 {
+        args.get(i).and_then(|a| a.parse().ok()).unwrap_or_else(|| {
+            eprintln!("usage: rawecho [--udp] PORT | --udp-load PORT COUNT WINDOW");
+            std::process::exit(2)
+        })
+    };
+    match args.get(1).map(String::as_str) {
+        Some("--udp") => udp_echo(num(2) as u16),
+        Some("--udp-load") => return udp_load(num(2) as u16, num(3), num(4)),
+        _ => {}
+    }
     let port: u16 = match std::env::args().nth(1).and_then(|p| p.parse().ok()) {
         Some(p) => p,
         None => {

@@ -42,7 +42,9 @@ function NS.rerun(files)
 	for _, name in ipairs{'hosts', 'resolv.conf', 'nsswitch.conf'} do
 		mounts[#mounts + 1] = 'mount --bind ' .. H.quote(dir .. '/' .. name) .. ' /etc/' .. name
 	end
-	local cmd = 'unshare -m sh -c ' .. H.quote(table.concat(mounts, ' && ') .. ' && exec env '
+	-- At a raised priority: the timing checks inside measure the loop, not how long
+	-- the other processes of a busy machine kept this one off the CPU.
+	local cmd = 'unshare -m sh -c ' .. H.quote(table.concat(mounts, ' && ') .. ' && exec nice -n -10 env '
 		.. INSIDE .. '=' .. ns .. ' ' .. H.interpreter() .. ' ' .. H.quote(script)) .. ' 2>&1'
 	local out, status = H.run(cmd)
 	H.rmdir(dir)
