@@ -173,7 +173,7 @@ local function coro_loop()
 			error("bad argument #1 to 'newthread' (function expected, got " .. type(handler) .. ')', 2)
 		end
 		local thread = coro.create(handler, coro.main)
-		S.run(thread, ...)
+		S.start_thread(thread, ...)
 		return thread
 	end
 	function cl.current()

@@ -38,7 +38,8 @@ pub fn open(lua: &Lua, catch_signals: bool) -> mlua::Result<Table> {
             .map_err(mlua::Error::external)?;
     }
     let core = crate::lua::core_table::core_table(lua, &reactor)?;
-    crate::lua::embedded::install(lua, core)
+    let private = crate::lua::core_table::private_table(lua, &reactor)?;
+    crate::lua::embedded::install(lua, core, private)
 }
 
 /// `require'socketloop'` from a stock LuaJIT.

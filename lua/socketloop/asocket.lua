@@ -9,6 +9,11 @@
 local core = require'socketloop.core'
 local S = require'socketloop.scheduler'
 local ffi = require'ffi'
+-- The private half of socketloop.core, given to this module's first load only.
+local private = select(2, ...)
+if type(private) ~= 'table' then
+	error('socketloop.asocket is loaded by socketloop itself, once', 2)
+end
 
 local wait = S.wait
 local now, waitfd, watchfd = core.now, core.waitfd, core.watch
@@ -28,14 +33,21 @@ local is_ours = core.isours
 
 -- The fast path of receive and send on our sockets (src/lua/tcp_ffi.rs): FFI calls, which
 -- the JIT compiles into the calling trace, for the calls that can take it; they answer
--- SLOW, having changed nothing, when the method has to.
-local fast = core.ffi
-local DONE, WOULD_BLOCK, FAILED, SLOW, LINE = fast.DONE, fast.WOULD_BLOCK, fast.FAILED, fast.SLOW, fast.LINE
-local result_t = ffi.typeof('struct { const char *data; size_t len; const char *err; size_t err_len; }')
-local fast_receive = ffi.cast(ffi.typeof('int (*)(void *, int64_t, void *, int64_t, $ *)', result_t), fast.receive)
-local fast_send = ffi.cast(ffi.typeof('int (*)(void *, int64_t, void *, const char *, size_t, $ *)', result_t), fast.send)
-local reactor = ffi.cast('void *', fast.reactor)
-local result = result_t()
+-- SLOW, having changed nothing, when the method has to. The entry points, the reactor
+-- address and the result area are handed out once and live only in these upvalues.
+-- Bytes an answer points at are lent until `result.lent` is cleared: making a string of
+-- them may run finalizers, which may receive again (they take the methods meanwhile).
+local fast_receive, fast_send, reactor, result
+local DONE, WOULD_BLOCK, FAILED, SLOW, LINE
+do
+	local receive_fn, send_fn, reactor_ptr, result_ptr, codes = private.fastpath()
+	DONE, WOULD_BLOCK, FAILED, SLOW, LINE = codes.DONE, codes.WOULD_BLOCK, codes.FAILED, codes.SLOW, codes.LINE
+	local result_t = ffi.typeof('struct { const char *data; size_t len; const char *err; size_t err_len; int32_t lent; }')
+	fast_receive = ffi.cast('int (*)(void *, int64_t, void *, int64_t)', receive_fn)
+	fast_send = ffi.cast('int (*)(void *, int64_t, void *, const char *, size_t)', send_fn)
+	reactor = ffi.cast('void *', reactor_ptr)
+	result = ffi.cast(ffi.typeof('$ *', result_t), result_ptr)
+end
 local tostr = ffi.string
 -- Counts the fast path takes: whole numbers below 2^53.
 local MAX_COUNT = 2^53
@@ -47,16 +59,19 @@ local function receive_ours(self, s, pattern, prefix)
 		code = pattern
 	end
 	if code and prefix == nil then
-		local r = fast_receive(reactor, self.token, s, code, result)
+		local r = fast_receive(reactor, self.token, s, code)
 		if r == DONE then
 			-- Not a tail call: a trace cannot return to the caller's frame from one to
 			-- a fast function that allocates.
 			local data = tostr(result.data, result.len)
+			result.lent = 0
 			return data
 		elseif r == WOULD_BLOCK then
 			return nil, WANTREAD
 		elseif r == FAILED then
-			return nil, tostr(result.err, result.err_len), tostr(result.data, result.len)
+			local err, part = tostr(result.err, result.err_len), tostr(result.data, result.len)
+			result.lent = 0
+			return nil, err, part
 		end
 	end
 	return s:receive(pattern, prefix)
@@ -65,13 +80,15 @@ end
 -- One send on our socket `s`, as its method answers.
 local function send_ours(self, s, data, i, j)
 	if i == nil and j == nil and type(data) == 'string' then
-		local r = fast_send(reactor, self.token, s, data, #data, result)
+		local r = fast_send(reactor, self.token, s, data, #data)
 		if r == DONE then
 			return #data
 		elseif r == WOULD_BLOCK then
 			return nil, WANTWRITE, tonumber(result.len)
 		elseif r == FAILED then
-			return nil, tostr(result.err, result.err_len), tonumber(result.len)
+			local sent, err = tonumber(result.len), tostr(result.err, result.err_len)
+			result.lent = 0
+			return nil, err, sent
 		end
 	end
 	return s:send(data, i, j)
@@ -402,6 +419,8 @@ end
 function asocket:settimeout(value, mode)
 	if value ~= nil and type(value) ~= 'number' then
 		error("bad argument #1 to 'settimeout' (number expected, got " .. type(value) .. ')', 2)
+	elseif value ~= value then
+		error("bad argument #1 to 'settimeout' (number expected, got NaN)", 2)
 	end
 	if value and value < 0 then value = nil end
 	local block, total = self:gettimeout()

@@ -22,11 +22,16 @@
 -- the JIT compiles it, where a vararg `after` ran in the interpreter.
 
 local core = require'socketloop.core'
+-- The private half of socketloop.core, given to this module's first load only.
+local private = select(2, ...)
+if type(private) ~= 'table' then
+	error('socketloop.scheduler is loaded by socketloop itself, once', 2)
+end
 
 local create, resume, yield, status = coroutine.create, coroutine.resume, coroutine.yield, coroutine.status
 local select, unpack = select, unpack or table.unpack
 local traceback = debug.traceback
-local settimer, settimer_at, now = core.settimer, core.settimer_at, core.now
+local settimer, settimer_at, now = private.settimer, private.settimer_at, core.now
 
 local S = {}
 
@@ -156,9 +161,7 @@ end
 
 -- The socket waits (src/lua/scheduler.rs): poll resumes the threads parked on socket keys
 -- and hands their other requests to `after`.
-local anchors = {}         -- socket key -> thread parked on it (keeps it alive)
-S.anchors = anchors
-local wait, poll, unpark, nwaiting, inloop = core.parking(anchors, S, function(co, ok, req, a, b)
+local wait, poll, unpark, nwaiting, inloop, parked_on = private.parking(S, function(co, ok, req, a, b)
 	return after(S.thread, co, ok, req, a, b)
 end)
 S.wait = wait
@@ -235,18 +238,58 @@ function S.create(handler, onerror)
 	return co
 end
 
+-- How deep new threads may start inside each other. A new thread runs at once, inside
+-- its creator's resume: threads that create threads without yielding nest resumes on the
+-- C stack, which nothing could catch overflowing. Past this depth a new thread is
+-- started by the loop's next step instead.
+S.MAX_NESTING = 100
+local nesting = 0
+local starting, nstarting = {}, 0  -- {thread, packed arguments} to start on the next step
+
+-- Starts a thread made by S.create (with `handler` and the arguments): now, or from the
+-- next step when starts are already nested S.MAX_NESTING deep.
+function S.start_thread(co, handler, ...)
+	if nesting >= S.MAX_NESTING then
+		nstarting = nstarting + 1
+		starting[nstarting] = {co, S.pack(handler, ...)}
+		return
+	end
+	nesting = nesting + 1
+	run(co, handler, ...)
+	nesting = nesting - 1
+end
+
+-- Starts the threads whose start was put off.
+local function run_starting()
+	local list, n = starting, nstarting
+	starting, nstarting = {}, 0
+	local outer = nesting
+	nesting = 0 -- started from the loop: no start is nested in another here
+	for i = 1, n do
+		local t = list[i]
+		S.start_thread(t[1], unpack(t[2], 1, t[2].n))
+	end
+	nesting = outer
+end
+
 function S.newthread(handler, ...)
 	if type(handler) ~= 'function' then
 		error("bad argument #1 to 'newthread' (function expected, got " .. type(handler) .. ')', 2)
 	end
 	local co = S.create(handler)
-	run(co, handler, ...)
+	S.start_thread(co, handler, ...)
 	return co
 end
 
--- Runs a thread made by S.create.
-function S.start_thread(co, handler, ...)
-	return run(co, handler, ...)
+-- Checks that argument `n` of `fname` is a number of seconds; NaN is not one (negative
+-- ones are: no time).
+local function check_seconds(fname, n, value, optional)
+	if value == nil and optional then return end
+	if type(value) ~= 'number' then
+		error(("bad argument #%d to '%s' (number expected, got %s)"):format(n, fname, type(value)), 3)
+	elseif value ~= value then
+		error(("bad argument #%d to '%s' (number expected, got NaN)"):format(n, fname), 3)
+	end
 end
 
 -- A number of seconds at argument `n` of `fname`: nil (when `optional`) or a number that
@@ -272,9 +315,7 @@ local function sleep_request(req, x)
 end
 
 function S.sleep(seconds)
-	if type(seconds) ~= 'number' then
-		error("bad argument #1 to 'sleep' (number expected, got " .. type(seconds) .. ')', 2)
-	end
+	check_seconds('sleep', 1, seconds)
 	if S.inloop() then
 		return sleep_request(SLEEP, seconds)
 	else
@@ -286,9 +327,7 @@ end
 -- Parks the running loop thread until loop.now() reaches `time` (outside a loop thread:
 -- sleeps until then). An absolute deadline does not drift by the time spent computing it.
 function S.sleep_until(time)
-	if type(time) ~= 'number' then
-		error("bad argument #1 to 'sleep_until' (number expected, got " .. type(time) .. ')', 2)
-	end
+	check_seconds('sleep_until', 1, time)
 	if S.inloop() then
 		return sleep_request(SLEEP_UNTIL, time)
 	else
@@ -512,11 +551,10 @@ local function interrupt(co, why)
 			return true
 		end
 	end
-	for key, t in pairs(S.anchors) do
-		if t == co and unpark(key) == co then
-			schedule(co, why)
-			return true
-		end
+	local key = parked_on(co)
+	if key and unpark(key) == co then
+		schedule(co, why)
+		return true
 	end
 	return false
 end
@@ -666,12 +704,13 @@ end
 
 -- True while some thread waits on a socket, a timer or a deferred wake.
 function S.waiting()
-	return npending > 0 or rhead <= rtail or nidle > 0 or nwaiting() > 0
+	return npending > 0 or rhead <= rtail or nstarting > 0 or nidle > 0 or nwaiting() > 0
 end
 
 function S.step(timeout)
-	if timeout ~= nil and type(timeout) ~= 'number' then
-		error("bad argument #1 to 'step' (number expected, got " .. type(timeout) .. ')', 2)
+	check_seconds('step', 1, timeout, true)
+	if nstarting > 0 then
+		run_starting()
 	end
 	if rhead <= rtail then
 		run_ready()
@@ -680,14 +719,14 @@ function S.step(timeout)
 		deliver_cancels()
 	end
 	if npending == 0 and nwaiting() == 0 then
-		if rhead <= rtail then return true end
+		if rhead <= rtail or nstarting > 0 then return true end
 		if nidle > 0 then
 			run_idle()
 			return S.waiting()
 		end
 		return false
 	end
-	local wait = rhead <= rtail and 0 or timeout
+	local wait = (rhead <= rtail or nstarting > 0) and 0 or timeout
 	local first = nidle > 0 and next_idle_deadline()
 	if first then
 		local left = math.max(first - now(), 0)
@@ -719,9 +758,7 @@ function S.step(timeout)
 end
 
 function S.start(timeout)
-	if timeout ~= nil and type(timeout) ~= 'number' then
-		error("bad argument #1 to 'start' (number expected, got " .. type(timeout) .. ')', 2)
-	end
+	check_seconds('start', 1, timeout, true)
 	if S.inloop() then
 		-- Scripts written for stock luajit end with start(): in the runner they run in a
 		-- loop thread already, so wait there until the loop has nothing else to do, until

@@ -1,30 +1,106 @@
-//! The `socketloop.core` table: the Rust functions the Lua layer is built on.
+//! The `socketloop.core` table: the Rust functions the Lua layer is built on, and its
+//! private half.
 //!
-//! Internal API (the public one is `lua/socketloop.lua`):
-//! - `parking(anchors, S, after) -> wait, poll, unpark, count, inloop`: the scheduler's
-//!   hot half ([`crate::lua::scheduler`]).
-//! - `ffi`: the entry points of the FFI fast path ([`crate::lua::tcp_ffi`]) with their codes,
-//!   and `reactor`, the address they take.
-//! - `settimer(key, seconds)`: times out the wait on `key` (a negative key: a plain timer).
+//! `socketloop.core` is requirable by any script, so everything in it validates its
+//! arguments and hands out no raw pointer:
 //! - `now() -> seconds` on the loop's monotonic clock.
-//! - `tcp([family]) -> socket`, `fromfd(fd) -> socket`, `watch(fd) -> watch`.
-//! - `waitfd(fd|nil, write, timeout) -> true | 'timeout'`: a blocking wait outside the loop.
+//! - `tcp([family]) -> socket`, `fromfd(fd) -> socket`, `isours(v)`, `watch(fd) -> watch`.
+//! - `waitfd(fd|nil, write, timeout [, token]) -> true | nil`: a blocking wait outside the
+//!   loop.
 //! - `stats() -> registrations, timers, lookups pending, resolver threads, busy, queued`.
 //! - `lookup`, `lookup_blocking`, `isliteral`: name lookups ([`crate::lua::resolve`]).
 //! - `udp([family]) -> socket`, `isudp(v)`: UDP sockets ([`crate::lua::udp`]).
 //! - `race`: Happy Eyeballs connects ([`crate::lua::connect_race`]).
+//! - the codecs' functions (HTTP heads, rpc, tango text).
+//!
+//! The private half goes only to the modules that build the scheduler and the sockets
+//! (`socketloop.scheduler`, `socketloop.asocket`), once, as their loader's second
+//! argument (see [`crate::lua::embedded`]); they keep what they need in upvalues:
+//! - `parking(S, after) -> wait, poll, unpark, count, inloop, parked_on`: the
+//!   scheduler's hot half ([`crate::lua::scheduler`]); it can be made once.
+//! - `fastpath() -> receive, send, reactor, result, codes`: the FFI fast path
+//!   ([`crate::lua::tcp_ffi`]); handed out once.
+//! - `settimer(key, seconds)`, `settimer_at(key, time)`: a plain timer (a negative key).
 
+use crate::lua::reply::MISUSE;
 use crate::lua::scheduler::push_parking_maker;
 use crate::lua::tcp_ffi;
 use crate::lua::watch::FdWatch;
-use crate::net::errors::{message, MISUSE};
+use crate::net::errors::message;
 use crate::net::tcp::{WANTREAD, WANTWRITE};
 use crate::rt::blocking::{wait_fd, Waited};
 use crate::rt::reactor::SharedReactor;
-use mlua::{Function, LightUserData, Lua, Table, Value};
+use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value};
+use std::cell::Cell;
 use std::ffi::c_void;
-use std::rc::Rc;
 use std::time::Duration;
+
+/// The longest wait a timeout asks for, in seconds (about 31 years): longer ones wait
+/// this long.
+const MAX_SECONDS: f64 = 1e9;
+
+/// A duration argument in seconds: NaN is refused; negative means none; +inf (and
+/// nil) means no limit, huge values wait [`MAX_SECONDS`].
+pub fn seconds_arg(fname: &str, arg: usize, value: Option<f64>) -> mlua::Result<Option<Duration>> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_nan() => Err(bad_argument(fname, arg, "number expected, got NaN")),
+        Some(v) if v == f64::INFINITY => Ok(None),
+        Some(v) => Ok(Some(Duration::from_secs_f64(v.clamp(0.0, MAX_SECONDS)))),
+    }
+}
+
+/// Lua's `bad argument #n to 'fname' (why)`, as an error Lua code sees as that string.
+pub fn bad_argument(fname: &str, arg: usize, why: &str) -> mlua::Error {
+    mlua::Error::RuntimeError(format!("bad argument #{arg} to '{fname}' ({why})"))
+}
+
+/// A plain timer key: a negative whole number (socket keys are set by the scheduler).
+fn timer_key(fname: &str, key: f64) -> mlua::Result<i64> {
+    if (-9_007_199_254_740_992.0..0.0).contains(&key) && key.fract() == 0.0 {
+        Ok(key as i64)
+    } else {
+        Err(bad_argument(fname, 1, "negative whole number expected"))
+    }
+}
+
+/// The private half of `socketloop.core`; see the module documentation.
+pub fn private_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
+    let private = lua.create_table()?;
+    let r = reactor.clone();
+    // SAFETY: the closure only pushes one value (see push_parking_maker).
+    let parking: Function = unsafe { lua.exec_raw((), move |state| push_parking_maker(state, r)) }?;
+    private.set("parking", parking)?;
+    private.set("fastpath", fast_path(lua, reactor)?)?;
+
+    let r = reactor.clone();
+    private.set(
+        "settimer",
+        lua.create_function(move |_, (key, seconds): (f64, f64)| {
+            let key = timer_key("settimer", key)?;
+            if seconds.is_nan() {
+                return Err(bad_argument("settimer", 2, "number expected, got NaN"));
+            }
+            r.borrow_mut().set_timer(key, seconds);
+            Ok(())
+        })?,
+    )?;
+    let r = reactor.clone();
+    private.set(
+        "settimer_at",
+        lua.create_function(move |_, (key, at): (f64, f64)| {
+            let key = timer_key("settimer_at", key)?;
+            if at.is_nan() {
+                return Err(bad_argument("settimer_at", 2, "number expected, got NaN"));
+            }
+            let mut reactor = r.borrow_mut();
+            let at = reactor.clock().at(at);
+            reactor.set_deadline(key, at);
+            Ok(())
+        })?,
+    )?;
+    Ok(private)
+}
 
 /// Builds the core table around `reactor`.
 pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
@@ -32,32 +108,6 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
     core.set("MISUSE", MISUSE)?;
     core.set("WANTREAD", WANTREAD)?;
     core.set("WANTWRITE", WANTWRITE)?;
-
-    core.set("ffi", ffi_entry_points(lua, reactor)?)?;
-    let r = reactor.clone();
-    // SAFETY: the closure only pushes one value (see push_parking_maker).
-    let parking: Function = unsafe { lua.exec_raw((), move |state| push_parking_maker(state, r)) }?;
-    core.set("parking", parking)?;
-
-    let r = reactor.clone();
-    core.set(
-        "settimer",
-        lua.create_function(move |_, (key, seconds): (i64, f64)| {
-            r.borrow_mut().set_timer(key, seconds);
-            Ok(())
-        })?,
-    )?;
-
-    let r = reactor.clone();
-    core.set(
-        "settimer_at",
-        lua.create_function(move |_, (key, at): (i64, f64)| {
-            let mut reactor = r.borrow_mut();
-            let at = reactor.clock().at(at);
-            reactor.set_deadline(key, at);
-            Ok(())
-        })?,
-    )?;
 
     let r = reactor.clone();
     core.set(
@@ -85,8 +135,9 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
     core.set(
         "waitfd",
         lua.create_function(
-            move |_, (fd, write, timeout, token): (Option<i32>, bool, Option<f64>, Option<usize>)| {
-                let timeout = timeout.map(|t| Duration::from_secs_f64(t.clamp(0.0, 1e9)));
+            move |_, (fd, write, timeout, token): (Option<i32>, bool, Option<f64>, Option<i64>)| {
+                let timeout = seconds_arg("waitfd", 3, timeout)?;
+                let token = token.and_then(|t| usize::try_from(t).ok());
                 Ok(match wait_fd(fd, write, timeout) {
                     Waited::Ready => {
                         if let (false, Some(token)) = (write, token) {
@@ -122,17 +173,29 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
     Ok(core)
 }
 
-/// `core.ffi`: what `asocket.lua` needs to call the fast path of [`crate::lua::tcp_ffi`].
-fn ffi_entry_points(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
-    let t = lua.create_table()?;
-    t.set("receive", LightUserData(tcp_ffi::receive as *mut c_void))?;
-    t.set("send", LightUserData(tcp_ffi::send as *mut c_void))?;
-    // Valid as long as `core`: its functions hold the reactor.
-    t.set("reactor", LightUserData(Rc::as_ptr(reactor) as *mut c_void))?;
-    t.set("DONE", tcp_ffi::DONE)?;
-    t.set("WOULD_BLOCK", tcp_ffi::WOULD_BLOCK)?;
-    t.set("FAILED", tcp_ffi::FAILED)?;
-    t.set("SLOW", tcp_ffi::SLOW)?;
-    t.set("LINE", tcp_ffi::LINE)?;
-    Ok(t)
+/// `fastpath()`: what `asocket.lua` needs to call the fast path of [`crate::lua::tcp_ffi`]:
+/// the two entry points, the reactor address they take, the result area, and the codes.
+/// Handed out once; later calls get nothing.
+fn fast_path(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Function> {
+    let reactor = reactor.clone();
+    let given = Cell::new(false);
+    lua.create_function(move |lua, ()| {
+        if given.replace(true) {
+            return Ok(MultiValue::new());
+        }
+        let codes = lua.create_table()?;
+        codes.set("DONE", tcp_ffi::DONE)?;
+        codes.set("WOULD_BLOCK", tcp_ffi::WOULD_BLOCK)?;
+        codes.set("FAILED", tcp_ffi::FAILED)?;
+        codes.set("SLOW", tcp_ffi::SLOW)?;
+        codes.set("LINE", tcp_ffi::LINE)?;
+        let pointer = |p: *const c_void| Value::LightUserData(LightUserData(p as *mut c_void));
+        Ok(MultiValue::from_iter([
+            pointer(tcp_ffi::receive as *const c_void),
+            pointer(tcp_ffi::send as *const c_void),
+            pointer(tcp_ffi::enable(&reactor)),
+            pointer(tcp_ffi::result_area()),
+            Value::Table(codes),
+        ]))
+    })
 }

@@ -3,6 +3,7 @@
 pub mod connect_race;
 pub mod core_table;
 pub mod embedded;
+pub mod reply;
 pub mod resolve;
 pub mod scheduler;
 pub mod stack;

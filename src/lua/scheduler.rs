@@ -2,12 +2,14 @@
 //! resumes them. The rest of the scheduler (sleeps, transfers, idle waits, deferred
 //! wake-ups, errors) is `lua/socketloop/scheduler.lua`.
 //!
-//! `core.parking(anchors, S, after)` returns five C functions sharing one [`Parking`]:
+//! `parking(S, after)` (in the private half of `socketloop.core`, made once) returns six
+//! C functions sharing one [`Parking`]:
 //! - `wait(key [, timeout])`, called by a loop thread whose socket would block: parks it
 //!   on the wait key (`token * 2 + direction`, see [`crate::rt::reactor`]) and yields; it
 //!   returns what the thread is resumed with (`true`, `'timeout'`, `'closed'`). Returns
 //!   at once `nil` in a thread that is not a loop thread (the caller then blocks in
-//!   poll(2)), and `'busy'` when another thread already waits on the key.
+//!   poll(2)), `'closed'` for a key whose registration is not live, and `'busy'` when
+//!   another thread already waits on the key.
 //! - `poll(timeout, keys) -> nready, nexpired, signal`: waits for the reactor and resumes
 //!   the threads parked here on the keys it reports; the other keys (plain timers, whose
 //!   threads the Lua side parks) go into `keys[1..]`, ready ones first. `nil, message` if
@@ -17,45 +19,62 @@
 //! - `count() -> n`: how many threads are parked here.
 //! - `inloop() -> boolean`: whether the caller is a loop thread: the thread the poll is
 //!   resuming, or `S.thread` (the one the Lua half is resuming).
+//! - `parked_on(thread) -> key | nil`: the key `thread` is parked on here, if any.
 //!
-//! A parked thread is kept alive by `anchors[key]`. When a resumed thread yields anything
-//! but a park here (or ends, or fails), `after(co, ok, ...)` gets what `coroutine.resume`
-//! would have returned.
+//! What keeps threads alive: a parked thread is in an anchor table no script can reach
+//! (an upvalue of the six functions), at its key; a thread the poll resumes is also on
+//! the poll's own Lua stack until its resume returns, since it may close its socket (which
+//! drops the anchor) while it runs. When a resumed thread yields anything but a park here
+//! (or ends, or fails), `after(co, ok, ...)` gets what `coroutine.resume` would have
+//! returned, under `lua_pcall`; an error there does not stop the other wake-ups and is
+//! raised by `poll` once they are done.
 //!
 //! Why in Rust: resuming from Lua ends the running trace at the resume and starts it
 //! again afterwards, and a thread that parked went through two more trace exits (to ask
 //! whether it runs in a loop thread, and to yield). Here a wake-up is a `lua_resume` and
-//! a park is one C call: 2,298 -> 1,947 instructions per echoed line at 1,000
-//! connections. The Lua API costs 10 to 30 instructions a call, so the hot path makes
-//! few: a thread the poll resumes is known to be a loop thread without a lookup, and a
-//! thread that parks on the key it parked on before (a connection's reader) leaves its
-//! anchor as it is.
+//! a park is one C call (docs/performance.md has the figures). The Lua API costs 10 to
+//! 30 instructions a call, so the hot path makes few: a thread the poll resumes is known
+//! to be a loop thread without a lookup, and a thread that parks on the key it parked on
+//! before (a connection's reader) leaves its anchor as it is.
 
+use crate::lua::reply::{guarded, raise, Reply};
 use crate::lua::stack::{push_owned, userdata_value, Stack};
-use crate::net::errors::{fail, message};
+use crate::net::errors::message;
 use crate::rt::reactor::{PollResult, SharedReactor};
 use mlua::ffi::{self, lua_CFunction, lua_State, lua_upvalueindex};
+use std::borrow::Cow;
 use std::ffi::c_int;
 use std::ptr;
 use std::time::Duration;
 
-/// The upvalues of the five functions.
+/// The upvalues of the six functions.
 const PARKING: c_int = lua_upvalueindex(1);
 const ANCHORS: c_int = lua_upvalueindex(2);
 const SCHEDULER: c_int = lua_upvalueindex(3);
 const AFTER: c_int = lua_upvalueindex(4);
 /// The string `"thread"`, the key of `S.thread`.
 const THREAD_KEY: c_int = lua_upvalueindex(5);
+/// The string `"timeout"`, what a thread whose wait timed out is resumed with.
+const TIMEOUT: c_int = lua_upvalueindex(6);
 
 /// Wait keys above this are not socket keys (tokens are slab indices).
 const MAX_KEY: f64 = i32::MAX as f64;
 
-/// What the five functions share.
+/// Where `poll` keeps the first error `after` raised, above its two arguments.
+const POLL_ERROR: c_int = 3;
+
+/// What the six functions share.
 struct Parking {
+    /// The reactor whose wait keys these are.
     reactor: SharedReactor,
+    /// The poll's result vectors, reused from poll to poll (a nested poll, from a
+    /// thread a poll resumed, finds them taken and makes its own).
     found: PollResult,
-    /// Per wait key: the thread parked on it, and the one `anchors[key]` holds.
+    /// Per wait key: the thread parked on it, and the one the anchor table holds. Never
+    /// longer than twice the reactor's highest live token plus two: `wait` grows it only
+    /// for the key of a live registration.
     slots: Vec<Slot>,
+    /// How many slots have a non-null `waiter`.
     count: usize,
     /// The thread the poll is resuming now (null: none), a loop thread for certain.
     resuming: *mut lua_State,
@@ -66,12 +85,13 @@ struct Parking {
 /// A wait key's threads (null: none).
 #[derive(Clone, Copy)]
 struct Slot {
-    /// The thread parked on the key.
+    /// The thread parked on the key: non-null only while that thread is suspended in
+    /// `wait` on this key (checked before it is resumed: other code may have resumed it).
     waiter: *mut lua_State,
-    /// The thread in `anchors[key]`. The anchor outlives the wait until another thread
-    /// waits on the key or the key is unparked: a thread that parks on the same key
-    /// again and again (a connection's reader) costs no table write per wait, and is
-    /// kept alive while it is resumed.
+    /// The thread in the anchor table at this key, kept alive by it. Non-null whenever
+    /// `waiter` is (and then equal to it). The anchor outlives the wait until another
+    /// thread waits on the key or the key is unparked: a thread that parks on the same
+    /// key again and again (a connection's reader) costs no table write per wait.
     anchored: *mut lua_State,
 }
 
@@ -80,48 +100,57 @@ const EMPTY: Slot = Slot {
     anchored: ptr::null_mut(),
 };
 
-/// Pushes `core.parking`, a C closure over a userdata holding `reactor`.
+/// Pushes `parking`, a C closure over a userdata holding `reactor`, which the first call
+/// takes: the scheduler's state can be made once.
 ///
 /// # Safety
 /// `state` is a valid state with room for three values.
 pub unsafe fn push_parking_maker(state: *mut lua_State, reactor: SharedReactor) {
-    push_owned(&Stack::new(state), reactor);
+    push_owned(&Stack::new(state), Some(reactor));
     ffi::lua_pushcclosure(state, make_parking, 1);
 }
 
-/// `core.parking(anchors, S, after) -> wait, poll, unpark, count, inloop`.
+/// `parking(S, after) -> wait, poll, unpark, count, inloop, parked_on`.
 unsafe extern "C-unwind" fn make_parking(state: *mut lua_State) -> c_int {
     let st = Stack::new(state);
-    let ok = st.is_table(1) && st.is_table(2) && ffi::lua_type(state, 3) == ffi::LUA_TFUNCTION;
-    let reactor = userdata_value::<SharedReactor>(st.userdata(lua_upvalueindex(1)));
-    let Some(reactor) = reactor.filter(|_| ok) else {
-        return fail(
+    let ok = st.is_table(1) && ffi::lua_type(state, 2) == ffi::LUA_TFUNCTION;
+    if !ok {
+        raise(&st, "bad arguments to 'parking' (S, after expected)")
+    }
+    let maker = userdata_value::<Option<SharedReactor>>(st.userdata(lua_upvalueindex(1)));
+    let Some(reactor) = maker.and_then(|m| m.take()) else {
+        raise(
             &st,
-            "bad arguments to 'parking' (anchors, S, after expected)",
-        );
+            "'parking' was called already: there is one scheduler per loop",
+        )
     };
     let parking = Parking {
-        reactor: reactor.clone(),
+        reactor,
         found: PollResult::default(),
         slots: Vec::new(),
         count: 0,
         resuming: ptr::null_mut(),
         just_parked: ptr::null_mut(),
     };
-    ffi::lua_settop(state, 3);
+    ffi::lua_settop(state, 2);
     push_owned(&st, parking);
     ffi::lua_insert(state, 1);
+    ffi::lua_createtable(state, 0, 0);
+    ffi::lua_insert(state, 2);
+    // Stack: parking, anchors, S, after.
     ffi::lua_pushstring_(state, c"thread".as_ptr());
-    for f in [wait as lua_CFunction, poll, unpark, count, inloop] {
-        for i in 1..=5 {
+    ffi::lua_pushstring_(state, c"timeout".as_ptr());
+    let functions = [wait as lua_CFunction, poll, unpark, count, inloop, parked_on];
+    for f in functions {
+        for i in 1..=6 {
             ffi::lua_pushvalue(state, i);
         }
-        ffi::lua_pushcclosure(state, f, 5);
+        ffi::lua_pushcclosure(state, f, 6);
     }
-    5
+    functions.len() as c_int
 }
 
-/// The shared state (null once collected, which cannot happen while one of the five
+/// The shared state (null once collected, which cannot happen while one of the six
 /// functions runs: the function holds it). A raw pointer, dereferenced for single
 /// accesses only: the functions re-enter each other through the threads they resume.
 unsafe fn shared(state: *mut lua_State) -> *mut Parking {
@@ -169,10 +198,21 @@ unsafe extern "C-unwind" fn wait(state: *mut lua_State) -> c_int {
         st.push_nil();
         return 1;
     }
-    let Some(key) = socket_key(state, 1) else {
+    let live = |key: usize| {
+        (*parking)
+            .reactor
+            .try_borrow()
+            .is_ok_and(|r| r.is_live(key / 2))
+    };
+    let Some(key) = socket_key(state, 1).filter(|&key| live(key)) else {
         st.push_str("closed");
         return 1;
     };
+    let timeout =
+        (ffi::lua_type(state, 2) == ffi::LUA_TNUMBER).then(|| ffi::lua_tonumber(state, 2));
+    if timeout.is_some_and(f64::is_nan) {
+        raise(&st, "bad argument #2 to 'wait' (number expected, got NaN)");
+    }
     if waiting_on(parking, key).is_some() {
         st.push_str("busy");
         return 1;
@@ -181,8 +221,6 @@ unsafe extern "C-unwind" fn wait(state: *mut lua_State) -> c_int {
     if slots.len() <= key {
         slots.resize(key + 1, EMPTY);
     }
-    let timeout =
-        (ffi::lua_type(state, 2) == ffi::LUA_TNUMBER).then(|| ffi::lua_tonumber(state, 2));
     // The anchor first: if the yield below raises (this thread cannot yield here), the
     // anchor is all that is left, and it is replaced or cleared like any other.
     if slots[key].anchored != state {
@@ -226,6 +264,24 @@ unsafe extern "C-unwind" fn unpark(state: *mut lua_State) -> c_int {
     if parked.is_none() {
         // Only an anchor, if anything: not a parked thread.
         st.push_nil();
+    }
+    1
+}
+
+/// `parked_on(thread) -> key | nil`; see the module documentation. Looks through every
+/// slot: for cancelling a thread, not for the hot path.
+unsafe extern "C-unwind" fn parked_on(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    let parking = shared(state);
+    let co = ffi::lua_tothread(state, 1);
+    if parking.is_null() || co.is_null() {
+        st.push_nil();
+        return 1;
+    }
+    let key = (*parking).slots.iter().position(|slot| slot.waiter == co);
+    match key.and_then(|key| waiting_on(parking, key).map(|_| key)) {
+        Some(key) => st.push_int(key as i64),
+        None => st.push_nil(),
     }
     1
 }
@@ -274,42 +330,48 @@ unsafe fn take_waiter(parking: *mut Parking, key: usize) -> Option<*mut lua_Stat
 unsafe extern "C-unwind" fn poll(state: *mut lua_State) -> c_int {
     let st = Stack::new(state);
     if !st.is_table(2) {
-        return fail(&st, "bad argument #2 to 'poll' (table expected)");
+        raise(&st, "bad argument #2 to 'poll' (table expected)");
     }
-    let timeout = st
-        .number(1)
-        .map(|t| Duration::from_secs_f64(t.clamp(0.0, 1e9)));
+    let timeout = match st.number(1) {
+        Some(t) if t.is_nan() => raise(&st, "bad argument #1 to 'poll' (number expected, got NaN)"),
+        Some(t) if t == f64::INFINITY => None,
+        Some(t) => Some(Duration::from_secs_f64(t.clamp(0.0, 1e9))),
+        None => None,
+    };
     // The keys are taken out while threads run: one of them may poll again.
     let parking = shared(state);
     if parking.is_null() {
-        return fail(&st, "closed");
+        return Reply::Fail(Cow::Borrowed("closed")).push(&st);
     }
-    let (ready, expired, signal) = {
+    let polled = guarded(|| {
         let parking = &mut *parking;
         let polled = match parking.reactor.try_borrow_mut() {
             Ok(mut reactor) => reactor.poll(timeout, &mut parking.found),
-            Err(_) => return fail(&st, "poll called while the reactor is busy"),
+            Err(_) => return Err("poll called while the reactor is busy".to_string()),
         };
-        if let Err(e) = polled {
-            return fail(&st, &message(&e));
-        }
+        polled.map_err(|e| message(&e))?;
         let found = &mut parking.found;
-        (
+        Ok((
             std::mem::take(&mut found.ready),
             std::mem::take(&mut found.expired),
             found.signal,
-        )
-    };
-    ffi::lua_settop(state, 2);
-    let woken = wake_all(state, parking, &ready, true, 0).and_then(|nready| {
-        wake_all(state, parking, &expired, false, nready).map(|nexpired| (nready, nexpired))
+        ))
     });
+    let (ready, expired, signal) = match polled {
+        Ok(Ok(found)) => found,
+        Ok(Err(why)) => return Reply::Fail(Cow::Owned(why)).push(&st),
+        Err(panic) => return Reply::Internal(panic).push(&st),
+    };
+    ffi::lua_settop(state, POLL_ERROR);
+    let nready = wake_all(state, parking, &ready, true, 0);
+    let nexpired = wake_all(state, parking, &expired, false, nready);
     give_back(&mut (*parking).found.ready, ready);
     give_back(&mut (*parking).found.expired, expired);
-    let Ok((nready, nexpired)) = woken else {
-        // `after` raised an error, now on top: raise it again, nothing left to drop.
+    if !st.is_nil(POLL_ERROR) {
+        // `after` raised an error: every wake-up was made, nothing is left to drop.
+        ffi::lua_pushvalue(state, POLL_ERROR);
         ffi::lua_error(state);
-    };
+    }
     st.push_int(nready as i64);
     st.push_int(nexpired as i64);
     match signal {
@@ -321,14 +383,15 @@ unsafe extern "C-unwind" fn poll(state: *mut lua_State) -> c_int {
 
 /// Wakes the threads parked here on `keys` (with `true` when `ready`, else
 /// `'timeout'`); appends the other keys to the table in slot 2 after `left` entries.
-/// Returns how many it appended, or Err when `after` raised an error (on top).
+/// Returns how many it appended. The first error `after` raises is kept in slot
+/// [`POLL_ERROR`].
 unsafe fn wake_all(
     state: *mut lua_State,
     parking: *mut Parking,
     keys: &[i64],
     ready: bool,
     left: usize,
-) -> Result<usize, ()> {
+) -> usize {
     let st = Stack::new(state);
     let mut appended = 0;
     for (i, &key) in keys.iter().enumerate() {
@@ -339,10 +402,16 @@ unsafe fn wake_all(
                 appended += 1;
                 st.set_index(2, left + appended, key as f64);
             }
-            Woken::AfterFailed => return Err(()),
+            Woken::AfterFailed => {
+                // The error is on top.
+                if st.is_nil(POLL_ERROR) {
+                    ffi::lua_replace(state, POLL_ERROR);
+                }
+                ffi::lua_settop(state, POLL_ERROR);
+            }
         }
     }
-    Ok(appended)
+    appended
 }
 
 /// Asks for the cache lines the wake-ups of `next` and then `later` will touch first.
@@ -409,7 +478,8 @@ enum Woken {
 /// `'timeout'`; hands the outcome to `after` unless the thread parked here again.
 ///
 /// # Safety
-/// `state` is the poll's state, with its two arguments and nothing above them.
+/// `state` is the poll's state, with its two arguments and the error slot and nothing
+/// above them.
 unsafe fn wake(state: *mut lua_State, parking: *mut Parking, key: i64, ready: bool) -> Woken {
     let Ok(key) = usize::try_from(key) else {
         return Woken::NotHere;
@@ -417,11 +487,18 @@ unsafe fn wake(state: *mut lua_State, parking: *mut Parking, key: i64, ready: bo
     let Some(co) = take_waiter(parking, key) else {
         return Woken::Here;
     };
-    // `co` stays anchored (anchors[key]) while it runs.
+    // `co` goes on this poll's stack while it runs: its anchor goes if it closes its
+    // socket, and nothing else may hold it.
+    ffi::lua_pushthread(co);
+    ffi::lua_xmove(co, state, 1);
+    // What it is resumed with, without allocating on `co`: an allocation may run a
+    // finalizer, and an error there (stock beta3 raises them) would be raised in `co`,
+    // which is not running.
     if ready {
         ffi::lua_pushboolean(co, 1);
     } else {
-        ffi::lua_pushstring_(co, c"timeout".as_ptr());
+        ffi::lua_pushvalue(state, TIMEOUT);
+        ffi::lua_xmove(state, co, 1);
     }
     let outer = std::mem::replace(&mut (*parking).resuming, co);
     (*parking).just_parked = ptr::null_mut();
@@ -429,10 +506,9 @@ unsafe fn wake(state: *mut lua_State, parking: *mut Parking, key: i64, ready: bo
     (*parking).resuming = outer;
     if status == ffi::LUA_YIELD && (*parking).just_parked == co {
         (*parking).just_parked = ptr::null_mut();
+        ffi::lua_settop(state, POLL_ERROR);
         return Woken::Here;
     }
-    ffi::lua_pushthread(co);
-    ffi::lua_xmove(co, state, 1);
     if after(state, co, status) {
         Woken::Here
     } else {
@@ -441,8 +517,8 @@ unsafe fn wake(state: *mut lua_State, parking: *mut Parking, key: i64, ready: bo
 }
 
 /// Calls `after(co, ok, ...)` with what `coroutine.resume` would have returned (at most
-/// three values after `ok`: requests have no more). `co` is on top of the stack. False
-/// when `after` raised an error, which is then on top.
+/// three values after `ok`: requests have no more). `co` is on top of the stack, and
+/// popped. False when `after` raised an error, which is then on top.
 unsafe fn after(state: *mut lua_State, co: *mut lua_State, status: c_int) -> bool {
     let base = ffi::lua_gettop(state);
     ffi::lua_pushvalue(state, AFTER);
@@ -458,6 +534,6 @@ unsafe fn after(state: *mut lua_State, co: *mut lua_State, status: c_int) -> boo
     if ffi::lua_pcall(state, ffi::lua_gettop(state) - base - 1, 0, 0) != ffi::LUA_OK {
         return false;
     }
-    ffi::lua_settop(state, 2);
+    ffi::lua_settop(state, POLL_ERROR);
     true
 }

@@ -1,19 +1,29 @@
 //! The Lua face of [`TcpSocket`]: a full userdata holding the socket itself, and a
 //! method table of raw C functions (see [`crate::lua::stack`] for why not mlua's).
 //!
+//! Each method reads its arguments (which may run finalizers: a number coerced to a
+//! string allocates), then borrows the socket for its Rust work only, under
+//! [`guarded`], collecting a [`Reply`], and pushes the reply once the borrow has ended
+//! (see [`crate::lua::reply`]).
+//!
 //! Every method is a C closure whose first upvalue is the socket metatable: checking
 //! `self` is one metatable comparison, and `accept` gives the sockets it makes the same
 //! metatable. A method call costs a LuaJIT C call (tens of nanoseconds) plus its work.
 //! Creation (`core.tcp`, `core.fromfd`) also holds the reactor as a second upvalue.
 
+use crate::lua::reply::{guarded, Reply};
 use crate::lua::stack::{drop_userdata, push_owned, push_userdata, userdata_value, Ret, Stack};
-use crate::net::errors::{fail, message, misuse, ok};
+use crate::net::buffer::Pattern;
+use crate::net::errors::message;
 use crate::net::resolve::Family;
-use crate::net::tcp::TcpSocket;
+use crate::net::sockopt::{OptValue, SockOpt};
+use crate::net::tcp::{Deliver, Sent, TcpSocket, DEFAULT_BACKLOG, WANTREAD, WANTWRITE};
 use crate::rt::reactor::SharedReactor;
 use mlua::ffi::{self, lua_CFunction, lua_State, lua_upvalueindex};
 use mlua::{Function, Lua, Table};
+use std::borrow::Cow;
 use std::ffi::{c_int, CStr};
+use std::net::Shutdown;
 
 /// The socket metatable, in every closure made here.
 const METATABLE: c_int = lua_upvalueindex(1);
@@ -81,46 +91,44 @@ unsafe fn push_function(st: &Stack, f: lua_CFunction, upvalues: c_int) {
 /// is its first upvalue).
 pub fn push_socket(st: &Stack, sock: TcpSocket) {
     let home = push_userdata(st, sock, METATABLE);
-    // SAFETY: push_userdata just stored the socket there.
+    // SAFETY: push_userdata just stored the socket there, and nothing else can have
+    // reached the new userdata since.
     if let Some(sock) = unsafe { (*home).as_mut() } {
         sock.set_home(home as usize);
     }
 }
 
-/// The socket `self` (argument 1) of a method, if it is one.
-fn self_socket<'a>(st: &Stack<'a>) -> Option<&'a mut TcpSocket> {
-    if !st.has_metatable(1, METATABLE) {
-        return None;
-    }
-    // SAFETY: a userdata with the socket metatable was made by push_socket, and is on
-    // the stack for the whole call.
-    unsafe { userdata_value::<TcpSocket>(st.userdata(1)) }
+/// Whether argument 1 (`self`) is one of our sockets.
+fn is_socket(st: &Stack) -> bool {
+    st.has_metatable(1, METATABLE)
 }
 
-/// Runs method `name` on `self`, or reports a bad self as misuse.
+/// Runs `work` on the socket `self` (argument 1) of method `fname` and pushes its reply.
+/// The socket is borrowed only while `work` runs, which calls no Lua.
 ///
 /// # Safety
-/// `state` is the state of a C function call.
-unsafe fn with_socket(
-    state: *mut lua_State,
-    name: &str,
-    f: impl FnOnce(&mut TcpSocket, &Stack) -> Ret,
-) -> Ret {
-    let st = Stack::new(state);
-    match self_socket(&st) {
-        Some(sock) => f(sock, &st),
-        None => misuse(&st, name, 0, "socketloop tcp object expected"),
-    }
+/// `state` is the state of a C function call whose arguments have all been read.
+unsafe fn on_socket(st: &Stack, fname: &str, work: impl FnOnce(&mut TcpSocket) -> Reply) -> Ret {
+    let reply = if is_socket(st) {
+        // SAFETY: a userdata with the socket metatable was made by push_socket and is on
+        // the stack for the whole call; no other reference to its socket is live (every
+        // binding borrows it only for Rust work like this one, which calls no Lua).
+        match userdata_value::<TcpSocket>(st.userdata(1)) {
+            Some(sock) => guarded(|| work(sock)).unwrap_or_else(Reply::Internal),
+            None => Reply::Fail(Cow::Borrowed("closed")),
+        }
+    } else {
+        Reply::misuse(fname, 0, "socketloop tcp object expected")
+    };
+    reply.push(st)
 }
 
-macro_rules! methods {
-    ($($name:literal => $fn:ident |$s:ident, $st:ident| $body:expr;)*) => {
-        $(
-            unsafe extern "C-unwind" fn $fn(state: *mut lua_State) -> c_int {
-                with_socket(state, $name, |$s, $st| $body)
-            }
-        )*
-        const METHODS: &[(&CStr, lua_CFunction)] = &[$((
+/// One of the C functions in the socket method table.
+type Method = unsafe extern "C-unwind" fn(*mut lua_State) -> c_int;
+
+macro_rules! method_table {
+    ($($name:literal => $fn:ident),* $(,)?) => {
+        const METHODS: &[(&CStr, Method)] = &[$((
             // SAFETY: the literal has no NUL inside, and one is appended.
             unsafe { CStr::from_bytes_with_nul_unchecked(concat!($name, "\0").as_bytes()) },
             $fn,
@@ -128,34 +136,320 @@ macro_rules! methods {
     };
 }
 
-methods! {
-    "receive" => m_receive |s, st| s.receive(st);
-    "send" => m_send |s, st| s.send(st);
-    "accept" => m_accept |s, st| s.accept(st);
-    "connect" => m_connect |s, st| s.connect(st);
-    "bind" => m_bind |s, st| s.bind(st);
-    "listen" => m_listen |s, st| s.listen(st);
-    "close" => m_close |s, st| { s.close(); ok(st, 1) };
-    "shutdown" => m_shutdown |s, st| s.shutdown(st);
-    "setoption" => m_setoption |s, st| s.setoption(st);
-    "getoption" => m_getoption |s, st| s.getoption(st);
-    "getsockname" => m_getsockname |s, st| s.address(st, false);
-    "getpeername" => m_getpeername |s, st| s.address(st, true);
-    "getstats" => m_getstats |s, st| s.getstats(st);
-    "setstats" => m_setstats |s, st| s.setstats(st);
-    "getfd" => m_getfd |s, st| ok(st, s.fd() as i64);
-    "setfd" => m_setfd |s, st| s.setfd(st);
-    "dirty" => m_dirty |s, st| { st.push_bool(s.dirty()); 1 };
-    "buffered" => m_buffered |s, st| ok(st, s.buffered() as i64);
-    "token" => m_token |s, st| ok(st, s.token());
-    "drain" => m_drain |s, st| s.drain(st);
+method_table! {
+    "receive" => m_receive,
+    "send" => m_send,
+    "accept" => m_accept,
+    "connect" => m_connect,
+    "bind" => m_bind,
+    "listen" => m_listen,
+    "close" => m_close,
+    "shutdown" => m_shutdown,
+    "setoption" => m_setoption,
+    "getoption" => m_getoption,
+    "getsockname" => m_getsockname,
+    "getpeername" => m_getpeername,
+    "getstats" => m_getstats,
+    "setstats" => m_setstats,
+    "getfd" => m_getfd,
+    "setfd" => m_setfd,
+    "dirty" => m_dirty,
+    "buffered" => m_buffered,
+    "token" => m_token,
+    "drain" => m_drain,
+}
+
+/// [`Deliver`] into an owned [`Reply`]: the method path copies every result out of the
+/// scratch area before anything else runs.
+struct Collect;
+
+impl Deliver for Collect {
+    type Out = Reply;
+    const LENDS: bool = false;
+
+    fn matched(&mut self, prefix: &[u8], matched: &[u8], pattern: Pattern) -> Reply {
+        let mut out = Vec::with_capacity(prefix.len() + matched.len());
+        out.extend_from_slice(prefix);
+        crate::net::buffer::append_match(&mut out, matched, pattern);
+        Reply::Bytes(out)
+    }
+
+    fn matched_in_place(&mut self, bytes: &[u8]) -> Reply {
+        Reply::Bytes(bytes.to_vec())
+    }
+
+    fn failed(&mut self, err: &str, partial: &[u8]) -> Reply {
+        Reply::FailWith(Cow::Owned(err.to_string()), partial.to_vec())
+    }
+
+    fn would_block(&mut self) -> Reply {
+        Reply::Fail(Cow::Borrowed(WANTREAD))
+    }
+
+    fn misuse(&mut self, why: &'static str) -> Reply {
+        Reply::misuse("receive", 0, why)
+    }
+}
+
+/// `receive([pattern [, prefix]])`.
+unsafe extern "C-unwind" fn m_receive(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    let Some(pattern) = pattern_arg(&st, 2) else {
+        return Reply::misuse("receive", 1, "invalid receive pattern").push(&st);
+    };
+    let prefix = if st.is_nil(3) {
+        &[][..]
+    } else {
+        match st.coerced_string(3) {
+            Some(p) => p,
+            None => return Reply::misuse("receive", 2, "string expected").push(&st),
+        }
+    };
+    // As LuaSocket's: a count includes the prefix, so that a partial result passed back
+    // as the prefix resumes the same receive.
+    let pattern = match pattern {
+        Pattern::Bytes(n) => Pattern::Bytes(n.saturating_sub(prefix.len())),
+        p => p,
+    };
+    on_socket(&st, "receive", |s| {
+        s.receive_into(pattern, prefix, &mut Collect)
+    })
+}
+
+/// `send(data [, i [, j]])`: the index of the last byte sent.
+unsafe extern "C-unwind" fn m_send(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    let Some(bytes) = st.coerced_string(2) else {
+        let why = format!("string expected, got {}", st.type_name(2));
+        return Reply::misuse("send", 1, &why).push(&st);
+    };
+    let (Some(i), Some(j)) = (optional_int(&st, 3, 1), optional_int(&st, 4, -1)) else {
+        return Reply::misuse("send", 2, "number expected").push(&st);
+    };
+    let (done, end) = TcpSocket::send_span(bytes.len(), i, j);
+    on_socket(&st, "send", |s| match s.send_range(bytes, done, end) {
+        Sent::All(done) => Reply::Int(done as i64),
+        Sent::WouldBlock(done) => Reply::FailAt(Cow::Borrowed(WANTWRITE), done as i64),
+        Sent::Failed(err, done) => Reply::FailAt(err, done as i64),
+        Sent::NotConnected => Reply::misuse("send", 0, "socket is not connected"),
+    })
+}
+
+/// `accept()`: a new socket. The socket is made in the Rust work and pushed after it.
+unsafe extern "C-unwind" fn m_accept(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    let mut accepted = None;
+    let n = on_socket(&st, "accept", |s| match s.accept() {
+        Ok(client) => {
+            accepted = Some(client);
+            Reply::Nothing
+        }
+        Err(e) => Reply::failure("accept", e),
+    });
+    match accepted {
+        Some(client) => {
+            push_socket(&st, client);
+            1
+        }
+        None => n,
+    }
+}
+
+unsafe extern "C-unwind" fn m_connect(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    let host = string_arg(&st, 2);
+    let port = port_arg(&st, 3);
+    on_socket(&st, "connect", |s| {
+        done(s.connect(host.as_deref(), port), "connect")
+    })
+}
+
+unsafe extern "C-unwind" fn m_bind(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    let host = string_arg(&st, 2);
+    let port = port_arg(&st, 3);
+    on_socket(&st, "bind", |s| done(s.bind(host.as_deref(), port), "bind"))
+}
+
+unsafe extern "C-unwind" fn m_listen(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    let Some(backlog) = optional_int(&st, 2, DEFAULT_BACKLOG) else {
+        return Reply::misuse("listen", 1, "number expected").push(&st);
+    };
+    on_socket(&st, "listen", |s| done(s.listen(backlog), "listen"))
+}
+
+unsafe extern "C-unwind" fn m_close(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    on_socket(&st, "close", |s| {
+        s.close();
+        Reply::Int(1)
+    })
+}
+
+unsafe extern "C-unwind" fn m_shutdown(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    let how = if st.is_nil(2) {
+        Shutdown::Both
+    } else {
+        match st.string(2) {
+            Some(b"both") => Shutdown::Both,
+            Some(b"send") => Shutdown::Write,
+            Some(b"receive") => Shutdown::Read,
+            _ => return Reply::misuse("shutdown", 1, "invalid shutdown method").push(&st),
+        }
+    };
+    on_socket(&st, "shutdown", |s| done(s.shutdown(how), "shutdown"))
+}
+
+/// The receive limit is a pseudo-option of ours: the most bytes one receive may take.
+const RECEIVE_LIMIT: &str = "receive-limit";
+
+unsafe extern "C-unwind" fn m_setoption(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    let name = string_arg(&st, 2).unwrap_or_default();
+    if name == RECEIVE_LIMIT {
+        let Some(limit) = count_arg(&st, 3, 0) else {
+            return Reply::misuse("setoption", 2, "non-negative integer expected").push(&st);
+        };
+        return on_socket(&st, "setoption", |s| {
+            s.set_receive_limit(limit);
+            Reply::Int(1)
+        });
+    }
+    let Some(opt) = SockOpt::parse(name.as_bytes()) else {
+        let why = format!("unsupported option '{name}'");
+        return Reply::misuse("setoption", 1, &why).push(&st);
+    };
+    let value = match option_value(&st, opt, 3) {
+        Ok(v) => v,
+        Err(why) => return Reply::misuse("setoption", 2, why).push(&st),
+    };
+    on_socket(&st, "setoption", |s| {
+        done(s.set_option(opt, value), "setoption")
+    })
+}
+
+unsafe extern "C-unwind" fn m_getoption(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    let name = string_arg(&st, 2).unwrap_or_default();
+    if name == RECEIVE_LIMIT {
+        return on_socket(&st, "getoption", |s| Reply::Int(s.receive_limit() as i64));
+    }
+    let Some(opt) = SockOpt::parse(name.as_bytes()) else {
+        let why = format!("unsupported option '{name}'");
+        return Reply::misuse("getoption", 1, &why).push(&st);
+    };
+    let mut value = None;
+    let n = on_socket(&st, "getoption", |s| match s.get_option(opt) {
+        Ok(v) => {
+            value = Some(v);
+            Reply::Nothing
+        }
+        Err(e) => Reply::failure("getoption", e),
+    });
+    match value {
+        Some(v) => push_option_value(&st, v),
+        None => n,
+    }
+}
+
+unsafe fn address(state: *mut lua_State, fname: &str, peer: bool) -> c_int {
+    let st = Stack::new(state);
+    on_socket(&st, fname, |s| match s.address(peer) {
+        Ok(a) => Reply::Address(a.ip().to_string(), a.port(), Family::of(&a).name()),
+        Err(e) => Reply::failure(fname, e),
+    })
+}
+
+unsafe extern "C-unwind" fn m_getsockname(state: *mut lua_State) -> c_int {
+    address(state, "getsockname", false)
+}
+
+unsafe extern "C-unwind" fn m_getpeername(state: *mut lua_State) -> c_int {
+    address(state, "getpeername", true)
+}
+
+unsafe extern "C-unwind" fn m_getstats(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    on_socket(&st, "getstats", |s| {
+        let (received, sent, age) = s.stats();
+        Reply::Nums(vec![received as f64, sent as f64, age])
+    })
+}
+
+unsafe extern "C-unwind" fn m_setstats(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    let (Some(r), Some(w)) = (st.number(2), st.number(3)) else {
+        return Reply::misuse("setstats", 1, "number expected").push(&st);
+    };
+    let age = st.number(4).unwrap_or(0.0);
+    on_socket(&st, "setstats", |s| {
+        s.set_stats(r, w, age);
+        Reply::Int(1)
+    })
+}
+
+unsafe extern "C-unwind" fn m_getfd(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    on_socket(&st, "getfd", |s| Reply::Int(s.fd() as i64))
+}
+
+unsafe extern "C-unwind" fn m_setfd(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    let fd = match st.number(2) {
+        Some(n) if n.fract() == 0.0 && (-1.0..=i32::MAX as f64).contains(&n) => n as i64,
+        _ => return Reply::misuse("setfd", 1, "descriptor expected").push(&st),
+    };
+    on_socket(&st, "setfd", |s| done(s.setfd(fd), "setfd"))
+}
+
+unsafe extern "C-unwind" fn m_dirty(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    on_socket(&st, "dirty", |s| Reply::Bool(s.dirty()))
+}
+
+unsafe extern "C-unwind" fn m_buffered(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    on_socket(&st, "buffered", |s| Reply::Int(s.buffered() as i64))
+}
+
+unsafe extern "C-unwind" fn m_token(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    on_socket(&st, "token", |s| Reply::Int(s.token()))
+}
+
+/// `drain(prefix, pattern)`: what a receive that gives up hands back.
+unsafe extern "C-unwind" fn m_drain(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    let prefix = st.coerced_string(2).unwrap_or_default();
+    let pattern = if st.is_nil(3) {
+        None
+    } else {
+        pattern_arg(&st, 3)
+    };
+    on_socket(&st, "drain", |s| Reply::Bytes(s.drain(prefix, pattern)))
 }
 
 unsafe extern "C-unwind" fn to_string(state: *mut lua_State) -> c_int {
     let st = Stack::new(state);
-    let text = self_socket(&st).map_or_else(|| "tcp{closed}".to_string(), |s| s.describe());
-    st.push_str(&text);
+    let text = if is_socket(&st) {
+        // SAFETY: as in on_socket; describe only reads.
+        let sock = userdata_value::<TcpSocket>(st.userdata(1));
+        guarded(|| sock.map(|s| s.describe())).ok().flatten()
+    } else {
+        None
+    };
+    st.push_str(text.as_deref().unwrap_or("tcp{closed}"));
     1
+}
+
+/// The reply of an operation that returns LuaSocket's `1` on success.
+fn done(outcome: crate::net::errors::Outcome<()>, fname: &str) -> Reply {
+    match outcome {
+        Ok(()) => Reply::Int(1),
+        Err(e) => Reply::failure(fname, e),
+    }
 }
 
 /// The reactor of a constructor closure.
@@ -174,24 +468,33 @@ unsafe extern "C-unwind" fn new_tcp(state: *mut lua_State) -> c_int {
         _ => None,
     };
     let Some(reactor) = reactor(&st) else {
-        return fail(&st, "closed");
+        return Reply::Fail(Cow::Borrowed("closed")).push(&st);
     };
-    push_socket(&st, TcpSocket::new(reactor, family));
-    1
+    match guarded(|| TcpSocket::new(reactor, family)) {
+        Ok(sock) => {
+            push_socket(&st, sock);
+            1
+        }
+        Err(e) => Reply::Internal(e).push(&st),
+    }
 }
 
 /// `core.fromfd(fd)`: a socket owning descriptor `fd`, or `nil, message`.
 unsafe extern "C-unwind" fn from_fd(state: *mut lua_State) -> c_int {
     let st = Stack::new(state);
-    let (Some(fd), Some(reactor)) = (st.strict_number(1), reactor(&st)) else {
-        return fail(&st, "descriptor expected");
+    let fd = st
+        .strict_number(1)
+        .filter(|n| n.fract() == 0.0 && (0.0..=i32::MAX as f64).contains(n));
+    let (Some(fd), Some(reactor)) = (fd, reactor(&st)) else {
+        return Reply::Fail(Cow::Borrowed("descriptor expected")).push(&st);
     };
-    match TcpSocket::from_fd(reactor, fd as i32) {
-        Ok(sock) => {
+    match guarded(|| TcpSocket::from_fd(reactor, fd as i32)) {
+        Ok(Ok(sock)) => {
             push_socket(&st, sock);
             1
         }
-        Err(e) => fail(&st, &message(&e)),
+        Ok(Err(e)) => Reply::Fail(Cow::Owned(message(&e))).push(&st),
+        Err(e) => Reply::Internal(e).push(&st),
     }
 }
 
@@ -199,5 +502,124 @@ unsafe extern "C-unwind" fn from_fd(state: *mut lua_State) -> c_int {
 unsafe extern "C-unwind" fn is_ours(state: *mut lua_State) -> c_int {
     let st = Stack::new(state);
     st.push_bool(st.has_metatable(1, METATABLE));
+    1
+}
+
+/// A receive pattern: nil (`'*l'`), a pattern string, or a byte count (a number or numeric
+/// string, a whole number from 0 to 2^53).
+fn pattern_arg(st: &Stack, i: c_int) -> Option<Pattern> {
+    if st.is_nil(i) {
+        return Some(Pattern::Line);
+    }
+    if let Some(bytes) = st.string(i) {
+        if let Some(p) = Pattern::parse(bytes) {
+            return Some(p);
+        }
+    }
+    let n = st.number(i)?;
+    ((0.0..=MAX_COUNT).contains(&n) && n.fract() == 0.0).then_some(Pattern::Bytes(n as usize))
+}
+
+/// The largest count or size accepted from Lua: every integer below it is exact in a
+/// double.
+const MAX_COUNT: f64 = 9_007_199_254_740_992.0;
+
+/// A string argument (or a number, as its decimal text).
+fn string_arg(st: &Stack, i: c_int) -> Option<String> {
+    if st.strict_number(i).is_some() {
+        return st
+            .coerced_string(i)
+            .map(|b| String::from_utf8_lossy(b).into_owned());
+    }
+    st.string(i)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+/// An optional integer argument: `default` for nil, None for a wrong type, NaN or an
+/// infinity; other numbers are truncated and saturate at the i64 range.
+fn optional_int(st: &Stack, i: c_int, default: i64) -> Option<i64> {
+    if st.is_nil(i) {
+        return Some(default);
+    }
+    st.number(i).filter(|n| n.is_finite()).map(|n| n as i64)
+}
+
+/// An optional size or count: `default` for nil, None unless a whole number from 0 to
+/// 2^53.
+fn count_arg(st: &Stack, i: c_int, default: usize) -> Option<usize> {
+    if st.is_nil(i) {
+        return Some(default);
+    }
+    st.number(i)
+        .filter(|n| (0.0..=MAX_COUNT).contains(n) && n.fract() == 0.0)
+        .map(|n| n as usize)
+}
+
+/// A port number 0..=65535 (number or numeric string).
+fn port_arg(st: &Stack, i: c_int) -> Option<u16> {
+    let n = st.number(i)?;
+    (n.fract() == 0.0 && (0.0..=65535.0).contains(&n)).then_some(n as u16)
+}
+
+/// The largest value a numeric socket option takes (the kernel's own limits are lower).
+const MAX_OPTION: f64 = i32::MAX as f64;
+
+/// Reads argument `i` as a value for option `opt`; the error says what was expected.
+fn option_value(st: &Stack, opt: SockOpt, i: c_int) -> Result<OptValue, &'static str> {
+    let whole = |n: f64| (0.0..=MAX_OPTION).contains(&n) && n.fract() == 0.0;
+    match opt {
+        SockOpt::Linger => {
+            if !st.is_table(i) {
+                return Err("table {on=, timeout=} expected");
+            }
+            // As LuaSocket's: 'on' must really be a boolean, not any truthy value.
+            let on = st.field(i, c"on", |st| {
+                if st.is_nil(-1) {
+                    Ok(false)
+                } else {
+                    st.boolean(-1).ok_or("'on' must be a boolean")
+                }
+            })?;
+            let timeout = st.field(i, c"timeout", |st| {
+                if st.is_nil(-1) {
+                    Ok(0)
+                } else {
+                    st.strict_number(-1)
+                        .filter(|n| whole(*n))
+                        .map(|n| n as i64)
+                        .ok_or("'timeout' must be a whole number of seconds, 0 to 2^31-1")
+                }
+            })?;
+            Ok(OptValue::Linger { on, timeout })
+        }
+        SockOpt::KeepIdle
+        | SockOpt::KeepCount
+        | SockOpt::KeepInterval
+        | SockOpt::RecvBufferSize
+        | SockOpt::SendBufferSize => match st.strict_number(i) {
+            Some(n) if whole(n) => Ok(OptValue::Int(n as i64)),
+            _ => Err("whole number from 0 to 2^31-1 expected"),
+        },
+        _ => match (st.boolean(i), st.strict_number(i)) {
+            (Some(b), _) => Ok(OptValue::Bool(b)),
+            (_, Some(n)) if !n.is_nan() => Ok(OptValue::Bool(n != 0.0)),
+            _ => Err("boolean expected"),
+        },
+    }
+}
+
+/// Pushes the value `getoption` returns.
+fn push_option_value(st: &Stack, value: OptValue) -> Ret {
+    match value {
+        OptValue::Bool(b) => st.push_bool(b),
+        OptValue::Int(n) => st.push_int(n),
+        OptValue::Linger { on, timeout } => {
+            st.push_table();
+            st.push_bool(on);
+            st.set_field(c"on");
+            st.push_int(timeout);
+            st.set_field(c"timeout");
+        }
+    }
     1
 }

@@ -10,18 +10,30 @@
 //! anything else it would have to judge (misuse, a socket it does not recognise) without
 //! having changed anything, and the Lua side then calls the method.
 //!
-//! The socket is named twice, by its wait token and by its userdata (which the FFI passes
-//! as the address of its payload); the reactor records which userdata owns each token, so
-//! a stale token or something other than one of our sockets is refused, never touched.
-//! Received bytes are handed over where they are (a fresh line in the receive scratch
-//! buffer) or in [`HANDOFF`], valid until the next call here; the Lua side copies them
-//! into a string at once.
+//! The entry points, the reactor address and the result area reach `asocket.lua` once,
+//! through `socketloop.core`'s private half (see [`crate::lua::core_table`]), and live in
+//! its upvalues: no script can replace them. Each entry still checks what it is given:
+//! the reactor must be one this thread made the fast path for (a forged or dangling
+//! address is refused, never dereferenced), and the socket is named twice, by its wait
+//! token and by its userdata (which the FFI passes as the address of its payload); the
+//! reactor records which userdata owns each token, so a stale token or something other
+//! than one of our sockets is refused, never touched. `send`'s `data`/`len` come from the
+//! Lua wrapper, which passes a string and its length (`#s`).
+//!
+//! Received bytes are *lent*: handed over where they are (a fresh line in the receive
+//! scratch area) or in [`HANDOFF`], and the result's `lent` flag is set until the Lua
+//! side has made its string of them and cleared it. Making that string may run the
+//! collector and any finalizer, which may receive again: while `lent` is set, every
+//! entry here answers `SLOW` and the methods (which copy into a scratch area of their
+//! own) run instead, so lent bytes are never overwritten or freed before they are read.
 
+use crate::lua::reply::guarded;
 use crate::net::buffer::{self, Pattern};
 use crate::net::tcp::{Deliver, Sent, TcpSocket};
-use crate::rt::reactor::Reactor;
-use std::cell::RefCell;
+use crate::rt::reactor::{Reactor, SharedReactor};
+use std::cell::{Cell, RefCell};
 use std::ffi::{c_int, c_void};
+use std::rc::{Rc, Weak};
 
 /// The call is answered: received bytes in `data`/`len`, or everything sent.
 pub const DONE: c_int = 1;
@@ -42,29 +54,71 @@ const HANDOFF_KEEP: usize = 64 * 1024;
 thread_local! {
     /// The bytes of the last answer (a received string, or a partial result and error).
     static HANDOFF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// What the last call handed back besides its code; the Lua side reads it through
+    /// the address [`result_area`] gives.
+    static RESULT: FfiResult = const {
+        FfiResult {
+            data: Cell::new(std::ptr::null()),
+            len: Cell::new(0),
+            err: Cell::new(std::ptr::null()),
+            err_len: Cell::new(0),
+            lent: Cell::new(0),
+        }
+    };
+    /// The reactors the fast path was made for on this thread: the only addresses an
+    /// entry dereferences.
+    static REACTORS: RefCell<Vec<Weak<RefCell<Reactor>>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// What a fast-path call hands back besides its code; the Lua side declares the same
-/// struct.
+/// struct (`Cell<T>` has the layout of `T`).
 #[repr(C)]
 pub struct FfiResult {
-    data: *const u8,
-    len: usize,
-    err: *const u8,
-    err_len: usize,
+    data: Cell<*const u8>,
+    len: Cell<usize>,
+    err: Cell<*const u8>,
+    err_len: Cell<usize>,
+    /// Nonzero while `data`/`err` point at bytes the Lua side has not copied yet; the Lua
+    /// side clears it once it has.
+    lent: Cell<i32>,
+}
+
+/// The address of this thread's result area, for the Lua side to read (and clear
+/// `lent`).
+pub fn result_area() -> *const c_void {
+    RESULT.with(|r| (r as *const FfiResult).cast())
+}
+
+/// Makes the fast path available for `reactor`: its address is what the entries take.
+pub fn enable(reactor: &SharedReactor) -> *const c_void {
+    REACTORS.with_borrow_mut(|list| {
+        list.retain(|r| r.strong_count() > 0);
+        list.push(Rc::downgrade(reactor));
+    });
+    Rc::as_ptr(reactor).cast()
+}
+
+/// The reactor at `reactor`, if the fast path was made for it and it is alive.
+fn known_reactor(reactor: *const RefCell<Reactor>) -> Option<SharedReactor> {
+    REACTORS.with(|list| {
+        let list = list.try_borrow().ok()?;
+        list.iter()
+            .find(|r| r.as_ptr() == reactor)
+            .and_then(|r| r.upgrade())
+    })
 }
 
 /// Our socket with wait token `token` whose userdata payload is at `home`, if it is one.
 ///
 /// # Safety
-/// `reactor` is the address of a live reactor (as `core.ffi.reactor` gives it).
+/// Only from an entry point, which calls no Lua while the socket is borrowed.
 unsafe fn socket_at<'a>(
-    reactor: *const RefCell<Reactor>,
+    reactor: &SharedReactor,
     token: i64,
     home: *mut c_void,
 ) -> Option<&'a mut TcpSocket> {
     let token = usize::try_from(token).ok()?;
-    let owner = (*reactor).try_borrow().ok()?.owner(token)?;
+    let owner = reactor.try_borrow().ok()?.owner(token)?;
     if owner != home as usize {
         return None;
     }
@@ -86,24 +140,30 @@ fn hand_over(fill: impl FnOnce(&mut Vec<u8>)) -> (*const u8, usize) {
     })
 }
 
-/// [`Deliver`] into an [`FfiResult`].
-struct Out<'a>(&'a mut FfiResult);
+/// [`Deliver`] into the [`FfiResult`]: every answer with bytes sets `lent`.
+struct Out<'a>(&'a FfiResult);
 
 impl Deliver for Out<'_> {
     type Out = c_int;
+    const LENDS: bool = true;
 
     fn matched(&mut self, prefix: &[u8], matched: &[u8], pattern: Pattern) -> c_int {
-        (self.0.data, self.0.len) = hand_over(|h| {
+        let (data, len) = hand_over(|h| {
             h.extend_from_slice(prefix);
             buffer::append_match(h, matched, pattern);
         });
+        self.0.data.set(data);
+        self.0.len.set(len);
+        self.0.lent.set(1);
         DONE
     }
 
-    fn matched_as_is(&mut self, bytes: &[u8]) -> c_int {
-        // No copy: the bytes stay put until the next receive, and the Lua side makes
-        // its string of them before it calls anything else here.
-        (self.0.data, self.0.len) = (bytes.as_ptr(), bytes.len());
+    fn matched_in_place(&mut self, bytes: &[u8]) -> c_int {
+        // No copy: the bytes stay in the lending scratch area, which no receive writes
+        // while `lent` is set.
+        self.0.data.set(bytes.as_ptr());
+        self.0.len.set(bytes.len());
+        self.0.lent.set(1);
         DONE
     }
 
@@ -112,11 +172,12 @@ impl Deliver for Out<'_> {
             h.extend_from_slice(partial);
             h.extend_from_slice(err.as_bytes());
         });
-        self.0.data = start;
-        self.0.len = partial.len();
+        self.0.data.set(start);
+        self.0.len.set(partial.len());
         // SAFETY: the error follows the partial result in the same hand-over.
-        self.0.err = unsafe { start.add(partial.len()) };
-        self.0.err_len = len - partial.len();
+        self.0.err.set(unsafe { start.add(partial.len()) });
+        self.0.err_len.set(len - partial.len());
+        self.0.lent.set(1);
         FAILED
     }
 
@@ -124,21 +185,32 @@ impl Deliver for Out<'_> {
         WOULD_BLOCK
     }
 
-    fn misuse(&mut self, _fname: &str, _why: &str) -> c_int {
+    fn misuse(&mut self, _why: &'static str) -> c_int {
         SLOW
     }
+}
+
+/// Runs an entry's work unless lent bytes are still out (then `SLOW`); a panic is
+/// answered `SLOW` too, and the method then reports what is wrong.
+fn entry(work: impl FnOnce(&FfiResult) -> c_int) -> c_int {
+    RESULT.with(|result| {
+        if result.lent.get() != 0 {
+            return SLOW;
+        }
+        guarded(|| work(result)).unwrap_or(SLOW)
+    })
 }
 
 /// `receive(pattern)` on socket (`token`, `home`): `pattern` is [`LINE`] or a byte count.
 ///
 /// # Safety
-/// `reactor` is `core.ffi.reactor`; `out` points to a writable [`FfiResult`].
+/// `home` may be anything (it is dereferenced only if the reactor names it as `token`'s
+/// owner). Called only by the Lua side through the FFI, never from inside a binding.
 pub unsafe extern "C" fn receive(
     reactor: *const RefCell<Reactor>,
     token: i64,
     home: *mut c_void,
     pattern: i64,
-    out: *mut FfiResult,
 ) -> c_int {
     let pattern = match pattern {
         LINE => Pattern::Line,
@@ -147,45 +219,58 @@ pub unsafe extern "C" fn receive(
             Err(_) => return SLOW,
         },
     };
-    match (socket_at(reactor, token, home), out.as_mut()) {
-        (Some(sock), Some(out)) => sock.receive_into(pattern, &[], &mut Out(out)),
-        _ => SLOW,
-    }
+    entry(|result| {
+        let Some(reactor) = known_reactor(reactor) else {
+            return SLOW;
+        };
+        match socket_at(&reactor, token, home) {
+            Some(sock) => sock.receive_into(pattern, &[], &mut Out(result)),
+            None => SLOW,
+        }
+    })
 }
 
 /// `send(data)` of `len` bytes at `data` on socket (`token`, `home`).
 ///
 /// # Safety
-/// As [`receive`]; `data` is valid for reads of `len` bytes.
+/// As [`receive`]; `data` is valid for reads of `len` bytes (the Lua side passes a string
+/// it holds and its length).
 pub unsafe extern "C" fn send(
     reactor: *const RefCell<Reactor>,
     token: i64,
     home: *mut c_void,
     data: *const u8,
     len: usize,
-    out: *mut FfiResult,
 ) -> c_int {
-    let (Some(sock), Some(out)) = (socket_at(reactor, token, home), out.as_mut()) else {
-        return SLOW;
-    };
-    if data.is_null() {
+    if data.is_null() || len > isize::MAX as usize {
         return SLOW;
     }
-    let bytes = std::slice::from_raw_parts(data, len);
-    match sock.send_range(bytes, 0, len) {
-        Sent::All(done) => {
-            out.len = done;
-            DONE
+    entry(|result| {
+        let Some(reactor) = known_reactor(reactor) else {
+            return SLOW;
+        };
+        let Some(sock) = socket_at(&reactor, token, home) else {
+            return SLOW;
+        };
+        let bytes = std::slice::from_raw_parts(data, len);
+        match sock.send_range(bytes, 0, len) {
+            Sent::All(done) => {
+                result.len.set(done);
+                DONE
+            }
+            Sent::WouldBlock(done) => {
+                result.len.set(done);
+                WOULD_BLOCK
+            }
+            Sent::Failed(err, done) => {
+                result.len.set(done);
+                let (err, err_len) = hand_over(|h| h.extend_from_slice(err.as_bytes()));
+                result.err.set(err);
+                result.err_len.set(err_len);
+                result.lent.set(1);
+                FAILED
+            }
+            Sent::NotConnected => SLOW,
         }
-        Sent::WouldBlock(done) => {
-            out.len = done;
-            WOULD_BLOCK
-        }
-        Sent::Failed(err, done) => {
-            out.len = done;
-            (out.err, out.err_len) = hand_over(|h| h.extend_from_slice(err.as_bytes()));
-            FAILED
-        }
-        Sent::NotConnected => SLOW,
-    }
+    })
 }

@@ -1,55 +1,49 @@
-//! Error messages as LuaSocket spells them, and the shape of what socket methods return.
+//! Error messages as LuaSocket spells them, and how socket operations fail.
 //!
-//! I/O failures reach Lua as values (`nil, 'closed'`), never as raised errors. Misuse
-//! (a bad argument) is reported to the Lua wrapper with the [`MISUSE`] marker and a message
-//! naming the function and the argument; the wrapper raises it as a Lua string error, so
-//! `pcall` callers get a plain string rather than an mlua error object.
+//! I/O failures are values for Lua (`nil, 'closed'`); misuse (a bad argument, a call the
+//! socket's state does not allow) is a [`Failure::Misuse`], which the binding layer turns
+//! into a Lua error naming the function and the argument. Nothing here touches Lua.
 
-use crate::lua::stack::{Ret, Stack};
+use std::borrow::Cow;
 use std::io;
 
-/// Marker a socket method returns in place of an error string when it was misused.
-pub const MISUSE: &str = "socketloop: misuse";
-
-/// Success with a number (LuaSocket's `1`, or the index of the last byte sent).
-pub fn ok(st: &Stack, n: i64) -> Ret {
-    st.push_int(n);
-    1
+/// How a socket operation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// An I/O outcome Lua sees as `nil, message` (`'closed'`, `'wantread'`, ...).
+    Io(Cow<'static, str>),
+    /// A bad argument (`arg` counts from 1 after `self`; 0 is `self`, the socket's state).
+    Misuse { arg: usize, why: Cow<'static, str> },
 }
 
-/// Failure: `nil, message`.
-pub fn fail(st: &Stack, message: &str) -> Ret {
-    st.push_nil();
-    st.push_str(message);
-    2
+impl Failure {
+    /// An I/O failure with a fixed message.
+    pub const fn io(message: &'static str) -> Failure {
+        Failure::Io(Cow::Borrowed(message))
+    }
+
+    /// An I/O failure from an OS error (see [`message`]).
+    pub fn os(err: &io::Error) -> Failure {
+        Failure::Io(Cow::Owned(message(err)))
+    }
+
+    /// Misuse of argument `arg` (0: the socket itself).
+    pub fn misuse(arg: usize, why: impl Into<Cow<'static, str>>) -> Failure {
+        Failure::Misuse {
+            arg,
+            why: why.into(),
+        }
+    }
 }
 
-/// Failure with a partial result: `nil, message, partial`.
-pub fn fail_with(st: &Stack, message: &str, partial: &[u8]) -> Ret {
-    fail(st, message);
-    st.push_bytes(partial);
-    3
+impl From<io::Error> for Failure {
+    fn from(err: io::Error) -> Failure {
+        Failure::os(&err)
+    }
 }
 
-/// Failure of a send: `nil, message, index of the last byte sent`.
-pub fn fail_at(st: &Stack, message: &str, sent: i64) -> Ret {
-    fail(st, message);
-    st.push_int(sent);
-    3
-}
-
-/// Misuse: `nil, MISUSE, "bad argument #n to 'fname' (why)"`; argument 0 is the socket
-/// itself, reported as Lua reports a method's bad self: `"calling 'fname' on bad self (why)"`.
-pub fn misuse(st: &Stack, fname: &str, arg: usize, why: &str) -> Ret {
-    let msg = if arg == 0 {
-        format!("calling '{fname}' on bad self ({why})")
-    } else {
-        format!("bad argument #{arg} to '{fname}' ({why})")
-    };
-    fail(st, MISUSE);
-    st.push_str(&msg);
-    3
-}
+/// What a socket operation returns.
+pub type Outcome<T> = Result<T, Failure>;
 
 /// LuaSocket's message for an I/O error. Resets and broken pipes read as `'closed'`.
 pub fn message(err: &io::Error) -> String {

@@ -1,8 +1,7 @@
-//! Socket options by their LuaSocket names (`setoption`/`getoption`).
+//! Socket options by their LuaSocket names (`setoption`/`getoption`). No Lua here: the
+//! binding (`src/lua/tcp.rs`) reads and pushes the values.
 
-use crate::lua::stack::{Ret, Stack};
 use socket2::Socket;
-use std::ffi::c_int;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
@@ -52,66 +51,6 @@ impl SockOpt {
             b"send-buffer-size" => SockOpt::SendBufferSize,
             _ => return None,
         })
-    }
-
-    /// Reads argument `i` as a value for this option; the error says what was expected.
-    pub fn value_from_stack(self, st: &Stack, i: c_int) -> Result<OptValue, &'static str> {
-        match self {
-            SockOpt::Linger => {
-                if !st.is_table(i) {
-                    return Err("table {on=, timeout=} expected");
-                }
-                // As LuaSocket's: 'on' must really be a boolean, not any truthy value.
-                let on = st.field(i, c"on", |st| {
-                    if st.is_nil(-1) {
-                        Ok(false)
-                    } else {
-                        st.boolean(-1).ok_or("'on' must be a boolean")
-                    }
-                })?;
-                let timeout = st.field(i, c"timeout", |st| {
-                    if st.is_nil(-1) {
-                        Ok(0)
-                    } else {
-                        st.strict_number(-1)
-                            .map(|n| n as i64)
-                            .ok_or("'timeout' must be a number")
-                    }
-                })?;
-                Ok(OptValue::Linger { on, timeout })
-            }
-            SockOpt::KeepIdle
-            | SockOpt::KeepCount
-            | SockOpt::KeepInterval
-            | SockOpt::RecvBufferSize
-            | SockOpt::SendBufferSize => match st.strict_number(i) {
-                Some(n) if n >= 0.0 => Ok(OptValue::Int(n as i64)),
-                _ => Err("non-negative number expected"),
-            },
-            _ => match (st.boolean(i), st.strict_number(i)) {
-                (Some(b), _) => Ok(OptValue::Bool(b)),
-                (_, Some(n)) => Ok(OptValue::Bool(n != 0.0)),
-                _ => Err("boolean expected"),
-            },
-        }
-    }
-}
-
-impl OptValue {
-    /// Pushes the value `getoption` returns.
-    pub fn push(self, st: &Stack) -> Ret {
-        match self {
-            OptValue::Bool(b) => st.push_bool(b),
-            OptValue::Int(n) => st.push_int(n),
-            OptValue::Linger { on, timeout } => {
-                st.push_table();
-                st.push_bool(on);
-                st.set_field(c"on");
-                st.push_int(timeout);
-                st.set_field(c"timeout");
-            }
-        }
-        1
     }
 }
 

@@ -1,24 +1,22 @@
 //! TCP sockets: the Rust half of an asocket, speaking LuaSocket's TCP API but never
-//! blocking. Where LuaSocket would wait, these methods return `nil, 'wantread'` or
-//! `nil, 'wantwrite'` and the Lua half (`lua/socketloop/asocket.lua`) parks the calling
+//! blocking. Where LuaSocket would wait, these methods fail with `'wantread'` or
+//! `'wantwrite'` and the Lua half (`lua/socketloop/asocket.lua`) parks the calling
 //! thread on the socket's wait key. `receive('*l')` and friends are implemented here,
 //! on top of [`crate::net::buffer`].
 //!
-//! Cost per call: a LuaJIT C call (see [`crate::lua::tcp`]) plus the system call.
-//! A receive reads into a shared 64 KiB scratch area, so a socket holds no buffer memory
-//! unless a pattern is left incomplete.
+//! No Lua here: methods take Rust values and return Rust values ([`Outcome`], owned
+//! bytes, or a [`Deliver`] answer), and the binding (`src/lua/tcp.rs`) reads arguments
+//! from and pushes results to the Lua stack. A receive reads into a per-thread scratch
+//! area, so a socket holds no buffer memory unless a pattern is left incomplete.
 
-use crate::lua::stack::{Ret, Stack};
-use crate::lua::tcp as tcp_lua;
 use crate::net::buffer::{self, Pattern, RecvBuffer, Verdict};
-use crate::net::errors::{fail, fail_at, fail_with, message, misuse, ok};
+use crate::net::errors::{message, Failure, Outcome};
 use crate::net::resolve::{resolve, Family};
 use crate::net::sockopt::{self, OptValue, SockOpt};
 use crate::rt::reactor::{SharedReactor, WriteReports};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::ffi::c_int;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
@@ -29,57 +27,41 @@ pub const WANTREAD: &str = "wantread";
 /// Returned (as the error) by operations that would block on writing.
 pub const WANTWRITE: &str = "wantwrite";
 /// Default `listen` backlog, as LuaSocket's.
-const DEFAULT_BACKLOG: i32 = 32;
+pub const DEFAULT_BACKLOG: i64 = 32;
 const SCRATCH_SIZE: usize = 64 * 1024;
 
 thread_local! {
-    /// Where every receive reads first; only leftovers are copied into a socket's buffer.
+    /// Where receives that lend their result read first ([`Deliver::LENDS`]): a fresh
+    /// match is handed out in place, valid until the next such receive. Only leftovers
+    /// are copied into a socket's buffer. Never reallocated, so a pointer into it stays
+    /// valid; the lender makes sure nobody reads into it while a result is out.
+    static LENT_SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; SCRATCH_SIZE]);
+    /// Where the other receives read first: their results are copied out before the
+    /// receive returns, so nothing in it outlives the call.
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; SCRATCH_SIZE]);
 }
 
-/// Where a receive's outcome goes: onto the Lua stack (the `receive` method) or into
-/// the result of the FFI fast path ([`crate::lua::tcp_ffi`]).
+/// Where a receive's outcome goes: copied into owned values for the Lua method, or
+/// handed over in place to the FFI fast path ([`crate::lua::tcp_ffi`]). Implementations
+/// are plain Rust: they must not call into Lua.
 pub trait Deliver {
     /// What the receive returns.
     type Out;
+    /// Whether `matched_in_place` may be given bytes in [`LENT_SCRATCH`] that must stay
+    /// put until the next lending receive (true), or every match is copied (false).
+    const LENDS: bool;
     /// A complete match: `prefix`, then `matched` as the pattern hands it out (a line
     /// loses its CRs).
     fn matched(&mut self, prefix: &[u8], matched: &[u8], pattern: Pattern) -> Self::Out;
     /// A complete match that is the result exactly as `bytes` (no prefix, no CR to drop);
-    /// `bytes` stay where they are until the next receive on this thread.
-    fn matched_as_is(&mut self, bytes: &[u8]) -> Self::Out;
+    /// with [`Deliver::LENDS`], `bytes` stay where they are until the next lending receive.
+    fn matched_in_place(&mut self, bytes: &[u8]) -> Self::Out;
     /// Failure with `err`; `partial` is the prefix and what had been received.
     fn failed(&mut self, err: &str, partial: &[u8]) -> Self::Out;
     /// Nothing to read until the reactor reports readiness (`'wantread'`).
     fn would_block(&mut self) -> Self::Out;
-    /// A call the socket cannot serve in its state (`fname` is the method).
-    fn misuse(&mut self, fname: &str, why: &str) -> Self::Out;
-}
-
-impl Deliver for &Stack<'_> {
-    type Out = Ret;
-
-    fn matched(&mut self, prefix: &[u8], matched: &[u8], pattern: Pattern) -> Ret {
-        push_joined(self, prefix, matched, pattern);
-        1
-    }
-
-    fn matched_as_is(&mut self, bytes: &[u8]) -> Ret {
-        self.push_bytes(bytes);
-        1
-    }
-
-    fn failed(&mut self, err: &str, partial: &[u8]) -> Ret {
-        fail_with(self, err, partial)
-    }
-
-    fn would_block(&mut self) -> Ret {
-        fail(self, WANTREAD)
-    }
-
-    fn misuse(&mut self, fname: &str, why: &str) -> Ret {
-        misuse(self, fname, 0, why)
-    }
+    /// A call the socket cannot serve in its state.
+    fn misuse(&mut self, why: &'static str) -> Self::Out;
 }
 
 /// How [`TcpSocket::send_range`] ended.
@@ -112,24 +94,39 @@ enum State {
 }
 
 /// A non-blocking TCP socket registered with the reactor.
+///
+/// Methods are called through `&mut` from one binding call at a time: the binding never
+/// calls into Lua (which could run a finalizer that reaches this socket) while it holds
+/// the reference, so `close` from a finalizer always finds the socket between calls.
 pub struct TcpSocket {
+    /// The reactor this socket's registration lives in.
     reactor: SharedReactor,
-    /// The reactor registration; None once closed.
+    /// The reactor registration (its slab index, the wait token); Some from creation
+    /// until `close`, and again after `setfd` on a closed socket. While Some, the
+    /// reactor records [`TcpSocket::home`] as its owner once that is known.
     token: Option<usize>,
-    /// None until `bind`/`connect` picks the address family, and after `close`.
+    /// The OS socket: None until `bind`/`connect`/`listen` picks the address family, after
+    /// `close`, and after a failed connect attempt that will retry with another family.
+    /// While Some and `token` is Some, its descriptor is attached to the registration.
     sock: Option<Socket>,
+    /// The address family, once decided (by the constructor, a bind or a connect).
     family: Option<Family>,
+    /// Where the socket is in its life; `Closed` exactly when `close` ran (or `setfd`
+    /// left it without a descriptor).
     state: State,
-    /// Options set before the socket existed, applied when it is created.
+    /// Options set before the OS socket existed, applied when it is created.
     pending: Vec<(SockOpt, OptValue)>,
+    /// Received bytes no receive has taken yet; empty (owning no memory) once closed.
     rbuf: RecvBuffer,
     /// The peer closed its side; `'*a'` completes, other patterns end with `'closed'`.
     eof: bool,
+    /// Bytes received and sent, and the creation time (`getstats`/`setstats`).
     received: u64,
     sent: u64,
     born: Instant,
-    /// Address of the userdata holding this socket (0 until [`TcpSocket::set_home`]),
-    /// recorded as the owner of every token it registers.
+    /// Address of the userdata payload holding this socket (0 until
+    /// [`TcpSocket::set_home`]), recorded as the owner of every token it registers: the
+    /// FFI fast path dereferences a socket only at the address its token's owner names.
     home: usize,
 }
 
@@ -269,29 +266,6 @@ impl TcpSocket {
         self.sock = None;
     }
 
-    /// LuaSocket's `receive(pattern [, prefix])`; see the module documentation.
-    pub fn receive(&mut self, st: &Stack) -> Ret {
-        let Some(pattern) = pattern_arg(st, 2) else {
-            return misuse(st, "receive", 1, "invalid receive pattern");
-        };
-        let prefix = if st.is_nil(3) {
-            &[][..]
-        } else {
-            match st.coerced_string(3) {
-                Some(p) => p,
-                None => return misuse(st, "receive", 2, "string expected"),
-            }
-        };
-        // As LuaSocket's: a count includes the prefix, so that a partial result passed
-        // back as the prefix resumes the same receive.
-        let pattern = match pattern {
-            Pattern::Bytes(n) => Pattern::Bytes(n.saturating_sub(prefix.len())),
-            p => p,
-        };
-        let mut out = st;
-        self.receive_into(pattern, prefix, &mut out)
-    }
-
     /// The receive algorithm, whoever asked (the method above or the FFI fast path):
     /// `pattern` (a count already net of the prefix) after `prefix`.
     pub fn receive_into<D: Deliver>(
@@ -301,7 +275,7 @@ impl TcpSocket {
         out: &mut D,
     ) -> D::Out {
         if !matches!(self.state, State::Connected | State::Closed) {
-            return out.misuse("receive", "socket is not connected");
+            return out.misuse("socket is not connected");
         }
         loop {
             match self.rbuf.verdict(pattern, self.eof) {
@@ -321,8 +295,16 @@ impl TcpSocket {
             if !self.may_read() {
                 return out.would_block();
             }
-            let step = SCRATCH
-                .with_borrow_mut(|scratch| self.receive_step(out, fd, scratch, pattern, prefix));
+            let scratch = if D::LENDS { &LENT_SCRATCH } else { &SCRATCH };
+            // No receive runs inside another (nothing here calls Lua), so the scratch is
+            // free; a private one keeps that from being a panic if it ever were not.
+            let step = scratch.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut scratch) => self.receive_step(out, fd, &mut scratch, true, pattern, prefix),
+                Err(_) => {
+                    let mut own = vec![0; SCRATCH_SIZE];
+                    self.receive_step(out, fd, &mut own, false, pattern, prefix)
+                }
+            });
             if let Some(ret) = step {
                 return ret;
             }
@@ -330,11 +312,14 @@ impl TcpSocket {
     }
 
     /// One read for `receive`: Some(results) when the call is answered, None to look again.
+    /// `lasting`: `scratch` is the thread's scratch, which a lending [`Deliver`] may hand
+    /// out in place.
     fn receive_step<D: Deliver>(
         &mut self,
         out: &mut D,
         fd: RawFd,
         scratch: &mut [u8],
+        lasting: bool,
         pattern: Pattern,
         prefix: &[u8],
     ) -> Option<D::Out> {
@@ -362,12 +347,15 @@ impl TcpSocket {
         // Everything read is kept (the limit is checked by the caller on what is
         // buffered): a receive never drops bytes it took from the kernel.
         let fresh = self.rbuf.take_read(&scratch[..n], pattern)?;
-        Some(if fresh.verbatim && prefix.is_empty() {
-            // In the thread's scratch buffer, which only the next receive overwrites.
-            out.matched_as_is(fresh.matched)
-        } else {
-            out.matched(prefix, fresh.matched, pattern)
-        })
+        Some(
+            if fresh.verbatim && prefix.is_empty() && (lasting || !D::LENDS) {
+                // In the thread's scratch buffer, which only the next lending receive
+                // overwrites.
+                out.matched_in_place(fresh.matched)
+            } else {
+                out.matched(prefix, fresh.matched, pattern)
+            },
+        )
     }
 
     /// The receive limit was passed: the first `limit` buffered bytes are the partial
@@ -435,30 +423,24 @@ impl TcpSocket {
         }
     }
 
-    /// LuaSocket's `send(data [, i [, j]])`: returns the index of the last byte sent.
-    pub fn send(&mut self, st: &Stack) -> Ret {
-        let Some(bytes) = st.coerced_string(2) else {
-            let why = format!("string expected, got {}", st.type_name(2));
-            return misuse(st, "send", 1, &why);
-        };
-        let len = bytes.len() as i64;
-        let (Some(i), Some(j)) = (optional_int(st, 3, 1), optional_int(st, 4, -1)) else {
-            return misuse(st, "send", 2, "number expected");
-        };
+    /// LuaSocket's `send(data, i, j)` index rules: the byte range to send, as (bytes
+    /// already done, end), for [`TcpSocket::send_range`]. Negative indices count from the
+    /// end; any i64 is accepted.
+    pub fn send_span(len: usize, i: i64, j: i64) -> (usize, usize) {
+        let len = len as i64;
         let start = if i < 0 {
-            (len + i + 1).max(1)
+            len.saturating_add(i).saturating_add(1).max(1)
         } else {
             i.max(1)
         };
-        let end = if j < 0 { len + j + 1 } else { j.min(len) };
-        let done = (start - 1) as usize;
-        let end = end.max(start - 1) as usize;
-        match self.send_range(bytes, done, end) {
-            Sent::All(done) => ok(st, done as i64),
-            Sent::WouldBlock(done) => fail_at(st, WANTWRITE, done as i64),
-            Sent::Failed(err, done) => fail_at(st, &err, done as i64),
-            Sent::NotConnected => misuse(st, "send", 0, "socket is not connected"),
-        }
+        let end = if j < 0 {
+            len.saturating_add(j).saturating_add(1)
+        } else {
+            j.min(len)
+        };
+        // A start past the end sends nothing and reports start - 1, as LuaSocket's.
+        let done = start - 1;
+        (done as usize, end.max(done) as usize)
     }
 
     /// Sends `bytes[done..end]` as far as the kernel takes it (for the method above and
@@ -488,12 +470,12 @@ impl TcpSocket {
         Sent::All(done)
     }
 
-    /// LuaSocket's `accept()`: a new connected socket, or `nil, 'wantread'`.
-    pub fn accept(&mut self, st: &Stack) -> Ret {
+    /// LuaSocket's `accept()`: a new connected socket, or `'wantread'`.
+    pub fn accept(&mut self) -> Outcome<TcpSocket> {
         let listener = match (&self.state, self.sock.as_ref()) {
             (State::Listening, Some(sock)) => sock.as_raw_fd(),
-            (State::Closed, _) => return fail(st, "closed"),
-            _ => return misuse(st, "accept", 0, "socket is not listening"),
+            (State::Closed, _) => return Err(Failure::io("closed")),
+            _ => return Err(Failure::misuse(0, "socket is not listening")),
         };
         loop {
             let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
@@ -505,8 +487,10 @@ impl TcpSocket {
                 let e = io::Error::last_os_error();
                 match e.raw_os_error() {
                     Some(libc::EINTR) | Some(libc::ECONNABORTED) => continue,
-                    _ if e.kind() == io::ErrorKind::WouldBlock => return fail(st, WANTREAD),
-                    _ => return fail(st, &message(&e)),
+                    _ if e.kind() == io::ErrorKind::WouldBlock => {
+                        return Err(Failure::io(WANTREAD))
+                    }
+                    _ => return Err(Failure::os(&e)),
                 }
             }
             // SAFETY: accept4 just returned this descriptor to us.
@@ -514,37 +498,36 @@ impl TcpSocket {
             let _ = sock.set_tcp_nodelay(true);
             let mut client = TcpSocket::new(&self.reactor, self.family);
             client.state = State::Connected;
-            if let Err(e) = client.register(sock) {
-                return fail(st, &message(&e));
-            }
-            tcp_lua::push_socket(st, client);
-            return 1;
+            client.register(sock)?;
+            return Ok(client);
         }
     }
 
-    /// LuaSocket's `connect(host, port)`. Call again after `'wantwrite'` to finish.
-    pub fn connect(&mut self, st: &Stack) -> Ret {
+    /// LuaSocket's `connect(host, port)`. Call again after `'wantwrite'` to finish (the
+    /// arguments are not looked at then). `host`/`port` are None when the caller gave
+    /// no usable value.
+    pub fn connect(&mut self, host: Option<&str>, port: Option<u16>) -> Outcome<()> {
         match &mut self.state {
-            State::Connected => return fail(st, "already connected"),
-            State::Closed => return fail(st, "closed"),
-            State::Listening => return misuse(st, "connect", 0, "socket is listening"),
-            State::Connecting(_) => return self.finish_connect(st),
+            State::Connected => return Err(Failure::io("already connected")),
+            State::Closed => return Err(Failure::io("closed")),
+            State::Listening => return Err(Failure::misuse(0, "socket is listening")),
+            State::Connecting(_) => return self.finish_connect(),
             State::Fresh | State::Bound => {}
         }
-        let Some(host) = string_arg(st, 2) else {
-            return misuse(st, "connect", 1, "string expected");
+        let Some(host) = host else {
+            return Err(Failure::misuse(1, "string expected"));
         };
-        let Some(port) = port_arg(st, 3) else {
-            return misuse(st, "connect", 2, "port out of range");
+        let Some(port) = port else {
+            return Err(Failure::misuse(2, "port out of range"));
         };
-        match resolve(&host, port, self.family) {
-            Ok(addrs) => self.start_connect(st, addrs),
-            Err(e) => fail(st, &e),
+        match resolve(host, port, self.family) {
+            Ok(addrs) => self.start_connect(addrs),
+            Err(e) => Err(Failure::Io(Cow::Owned(e))),
         }
     }
 
     /// Tries `addrs` in order until one connects, starts connecting, or all fail.
-    fn start_connect(&mut self, st: &Stack, mut addrs: Vec<SocketAddr>) -> Ret {
+    fn start_connect(&mut self, mut addrs: Vec<SocketAddr>) -> Outcome<()> {
         let mut last_error = "host not found".to_string();
         while !addrs.is_empty() {
             let addr = addrs.remove(0);
@@ -558,12 +541,12 @@ impl TcpSocket {
             match sock.connect(&SockAddr::from(addr)) {
                 Ok(()) => {
                     self.state = State::Connected;
-                    return ok(st, 1);
+                    return Ok(());
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
                     self.state = State::Connecting(addrs);
                     self.mark_full();
-                    return fail(st, WANTWRITE);
+                    return Err(Failure::io(WANTWRITE));
                 }
                 Err(e) => {
                     last_error = message(&e);
@@ -572,7 +555,7 @@ impl TcpSocket {
             }
         }
         self.state = State::Fresh;
-        fail(st, &last_error)
+        Err(Failure::Io(Cow::Owned(last_error)))
     }
 
     /// Before trying the next address: an unbound socket of either family starts over.
@@ -583,51 +566,48 @@ impl TcpSocket {
     }
 
     /// Completes a connect that returned `'wantwrite'`, once the socket is writable.
-    fn finish_connect(&mut self, st: &Stack) -> Ret {
+    fn finish_connect(&mut self) -> Outcome<()> {
         let Some(sock) = self.sock.as_ref() else {
-            return fail(st, "closed");
+            return Err(Failure::io("closed"));
         };
         let failure = match sock.take_error() {
             Ok(None) => match sock.peer_addr() {
                 Ok(_) => {
                     self.state = State::Connected;
-                    return ok(st, 1);
+                    return Ok(());
                 }
                 Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
                     self.mark_full();
-                    return fail(st, WANTWRITE);
+                    return Err(Failure::io(WANTWRITE));
                 }
                 Err(e) => e,
             },
             Ok(Some(e)) | Err(e) => e,
         };
         let State::Connecting(rest) = std::mem::replace(&mut self.state, State::Fresh) else {
-            return fail(st, &message(&failure));
+            return Err(Failure::os(&failure));
         };
         if rest.is_empty() {
-            return fail(st, &message(&failure));
+            return Err(Failure::os(&failure));
         }
         self.discard_socket();
-        self.start_connect(st, rest)
+        self.start_connect(rest)
     }
 
     /// LuaSocket's `bind(address, port)`; `'*'` binds every local address.
-    pub fn bind(&mut self, st: &Stack) -> Ret {
+    pub fn bind(&mut self, host: Option<&str>, port: Option<u16>) -> Outcome<()> {
         // A Fresh socket may already have its descriptor (a raw one given to loop.wrap or
         // setfd): the bind is tried on it.
         if !matches!(self.state, State::Fresh) {
-            return fail(st, "already bound");
+            return Err(Failure::io("already bound"));
         }
-        let Some(host) = string_arg(st, 2) else {
-            return misuse(st, "bind", 1, "string expected");
+        let Some(host) = host else {
+            return Err(Failure::misuse(1, "string expected"));
         };
-        let Some(port) = port_arg(st, 3) else {
-            return misuse(st, "bind", 2, "port out of range");
+        let Some(port) = port else {
+            return Err(Failure::misuse(2, "port out of range"));
         };
-        let addrs = match resolve(&host, port, self.family) {
-            Ok(addrs) => addrs,
-            Err(e) => return fail(st, &e),
-        };
+        let addrs = resolve(host, port, self.family).map_err(|e| Failure::Io(Cow::Owned(e)))?;
         let fixed_family = self.family.is_some();
         let mut last_error = String::new();
         for addr in addrs {
@@ -641,7 +621,7 @@ impl TcpSocket {
             match sock.bind(&SockAddr::from(addr)) {
                 Ok(()) => {
                     self.state = State::Bound;
-                    return ok(st, 1);
+                    return Ok(());
                 }
                 Err(e) => {
                     last_error = message(&e);
@@ -652,29 +632,20 @@ impl TcpSocket {
                 }
             }
         }
-        fail(st, &last_error)
+        Err(Failure::Io(Cow::Owned(last_error)))
     }
 
-    /// LuaSocket's `listen([backlog])`.
-    pub fn listen(&mut self, st: &Stack) -> Ret {
-        let Some(backlog) = optional_int(st, 2, DEFAULT_BACKLOG as i64) else {
-            return misuse(st, "listen", 1, "number expected");
-        };
+    /// LuaSocket's `listen(backlog)` (clamped to 1..=i32::MAX).
+    pub fn listen(&mut self, backlog: i64) -> Outcome<()> {
         if self.sock.is_none() && matches!(self.state, State::Fresh) {
-            if let Err(e) = self.ensure_socket(self.family.unwrap_or(Family::V4)) {
-                return fail(st, &message(&e));
-            }
+            self.ensure_socket(self.family.unwrap_or(Family::V4))?;
         }
         let Some(sock) = self.sock.as_ref() else {
-            return fail(st, "closed");
+            return Err(Failure::io("closed"));
         };
-        match sock.listen(backlog.clamp(1, i32::MAX as i64) as i32) {
-            Ok(()) => {
-                self.state = State::Listening;
-                ok(st, 1)
-            }
-            Err(e) => fail(st, &message(&e)),
-        }
+        sock.listen(backlog.clamp(1, i32::MAX as i64) as i32)?;
+        self.state = State::Listening;
+        Ok(())
     }
 
     /// Closes the socket and frees its registration. Idempotent.
@@ -689,103 +660,69 @@ impl TcpSocket {
         self.rbuf.clear();
     }
 
-    pub fn shutdown(&mut self, st: &Stack) -> Ret {
-        let how = if st.is_nil(2) {
-            Shutdown::Both
-        } else {
-            match st.string(2) {
-                Some(b"both") => Shutdown::Both,
-                Some(b"send") => Shutdown::Write,
-                Some(b"receive") => Shutdown::Read,
-                _ => return misuse(st, "shutdown", 1, "invalid shutdown method"),
-            }
-        };
+    /// LuaSocket's `shutdown(how)`.
+    pub fn shutdown(&mut self, how: Shutdown) -> Outcome<()> {
         let Some(sock) = self.sock.as_ref() else {
-            return fail(st, "closed");
+            return Err(Failure::io("closed"));
         };
-        match sock.shutdown(how) {
-            Ok(()) => ok(st, 1),
-            Err(e) => fail(st, &message(&e)),
-        }
+        Ok(sock.shutdown(how)?)
     }
 
-    pub fn setoption(&mut self, st: &Stack) -> Ret {
-        let name = string_arg(st, 2).unwrap_or_default();
-        if name == "receive-limit" {
-            let Some(limit) = optional_int(st, 3, 0).filter(|n| *n >= 0) else {
-                return misuse(st, "setoption", 2, "non-negative number expected");
-            };
-            self.rbuf.set_limit(limit as usize);
-            return ok(st, 1);
-        }
-        let Some(opt) = SockOpt::parse(name.as_bytes()) else {
-            return misuse(st, "setoption", 1, &format!("unsupported option '{name}'"));
-        };
-        let value = match opt.value_from_stack(st, 3) {
-            Ok(v) => v,
-            Err(why) => return misuse(st, "setoption", 2, why),
-        };
+    /// The most bytes one receive may take (0: no limit).
+    pub fn receive_limit(&self) -> usize {
+        self.rbuf.limit()
+    }
+
+    /// Sets the receive limit (0: none).
+    pub fn set_receive_limit(&mut self, limit: usize) {
+        self.rbuf.set_limit(limit);
+    }
+
+    /// LuaSocket's `setoption(name, value)` for an option of the OS socket; before the OS
+    /// socket exists, the option is kept and applied when it is created.
+    pub fn set_option(&mut self, opt: SockOpt, value: OptValue) -> Outcome<()> {
         let Some(sock) = self.sock.as_ref() else {
             if matches!(self.state, State::Closed) {
-                return fail(st, "closed");
+                return Err(Failure::io("closed"));
             }
             self.pending.push((opt, value));
-            return ok(st, 1);
+            return Ok(());
         };
-        match sockopt::set(sock, opt, value) {
-            Ok(()) => ok(st, 1),
-            Err(e) => fail(st, &message(&e)),
-        }
+        Ok(sockopt::set(sock, opt, value)?)
     }
 
-    pub fn getoption(&self, st: &Stack) -> Ret {
-        let name = string_arg(st, 2).unwrap_or_default();
-        if name == "receive-limit" {
-            return ok(st, self.rbuf.limit() as i64);
-        }
-        let Some(opt) = SockOpt::parse(name.as_bytes()) else {
-            return misuse(st, "getoption", 1, &format!("unsupported option '{name}'"));
-        };
+    /// LuaSocket's `getoption(name)`.
+    pub fn get_option(&self, opt: SockOpt) -> Outcome<OptValue> {
         let Some(sock) = self.sock.as_ref() else {
             return match self.pending.iter().rev().find(|(o, _)| *o == opt) {
-                Some((_, v)) => v.push(st),
-                None => fail(st, "closed"),
+                Some((_, v)) => Ok(*v),
+                None => Err(Failure::io("closed")),
             };
         };
-        match sockopt::get(sock, opt) {
-            Ok(v) => v.push(st),
-            Err(e) => fail(st, &message(&e)),
-        }
+        Ok(sockopt::get(sock, opt)?)
     }
 
-    /// `getsockname` (`peer` false) or `getpeername`: address, port, family.
-    pub fn address(&self, st: &Stack, peer: bool) -> Ret {
+    /// `getsockname` (`peer` false) or `getpeername`.
+    pub fn address(&self, peer: bool) -> Outcome<SocketAddr> {
         let Some(sock) = self.sock.as_ref() else {
-            return fail(st, "closed");
+            return Err(Failure::io("closed"));
         };
         let addr = if peer {
             sock.peer_addr()
         } else {
             sock.local_addr()
         };
-        match addr.map(|a| a.as_socket()) {
-            Ok(Some(a)) => {
-                st.push_str(&a.ip().to_string());
-                st.push_int(a.port() as i64);
-                st.push_str(Family::of(&a).name());
-                3
-            }
-            Ok(None) => fail(st, "not an internet address"),
-            Err(e) => fail(st, &message(&e)),
-        }
+        addr?
+            .as_socket()
+            .ok_or(Failure::io("not an internet address"))
     }
 
-    pub fn setfd(&mut self, st: &Stack) -> Ret {
-        // -1 (LuaSocket's SOCKET_INVALID) detaches the descriptor, as LuaSec's wrap does.
-        let valid = |fd: &i64| *fd >= -1 && *fd <= i32::MAX as i64;
-        let Some(fd) = optional_int(st, 2, i64::MIN).filter(valid) else {
-            return misuse(st, "setfd", 1, "descriptor expected");
-        };
+    /// LuaSocket's `setfd(fd)`: -1 (LuaSocket's SOCKET_INVALID) detaches the descriptor,
+    /// as LuaSec's wrap does; otherwise `fd` (0..=i32::MAX) is adopted.
+    pub fn setfd(&mut self, fd: i64) -> Outcome<()> {
+        if !(-1..=i32::MAX as i64).contains(&fd) {
+            return Err(Failure::misuse(1, "descriptor expected"));
+        }
         if let Some(old) = self.sock.take() {
             if let Some(token) = self.token {
                 self.reactor.borrow_mut().detach(token);
@@ -803,34 +740,32 @@ impl TcpSocket {
         // stays for a later setfd.
         self.state = State::Closed;
         if fd < 0 {
-            return ok(st, 1);
+            return Ok(());
         }
-        match self.adopt(fd as RawFd) {
-            Ok(()) => ok(st, 1),
-            Err(e) => fail(st, &message(&e)),
-        }
+        Ok(self.adopt(fd as RawFd)?)
     }
 
     /// `getstats()`: bytes received, bytes sent, age in seconds.
-    pub fn getstats(&self, st: &Stack) -> Ret {
-        st.push_num(self.received as f64);
-        st.push_num(self.sent as f64);
-        st.push_num(self.born.elapsed().as_secs_f64());
-        3
+    pub fn stats(&self) -> (u64, u64, f64) {
+        (self.received, self.sent, self.born.elapsed().as_secs_f64())
     }
 
-    /// `setstats(received, sent, age)`.
-    pub fn setstats(&mut self, st: &Stack) -> Ret {
-        let (Some(r), Some(w)) = (st.number(2), st.number(3)) else {
-            return misuse(st, "setstats", 1, "number expected");
+    /// `setstats(received, sent, age)`: counts saturate at 0 and u64::MAX, the age at
+    /// 0 and 1e9 seconds; NaN counts as 0.
+    pub fn set_stats(&mut self, received: f64, sent: f64, age: f64) {
+        let count = |n: f64| {
+            if n > 0.0 {
+                n.min(u64::MAX as f64) as u64
+            } else {
+                0
+            }
         };
-        let age = st.number(4).unwrap_or(0.0).max(0.0);
-        self.received = r.max(0.0) as u64;
-        self.sent = w.max(0.0) as u64;
+        self.received = count(received);
+        self.sent = count(sent);
+        let age = if age > 0.0 { age.min(1e9) } else { 0.0 };
         self.born = Instant::now()
-            .checked_sub(Duration::from_secs_f64(age.min(1e9)))
+            .checked_sub(Duration::from_secs_f64(age))
             .unwrap_or_else(Instant::now);
-        ok(st, 1)
     }
 
     /// The descriptor, -1 when there is none.
@@ -848,17 +783,10 @@ impl TcpSocket {
         self.rbuf.len()
     }
 
-    /// `drain(prefix, pattern)`: what a receive that gives up hands back; see take_partial.
-    pub fn drain(&mut self, st: &Stack) -> Ret {
-        let prefix = st.coerced_string(2).unwrap_or_default();
-        let pattern = if st.is_nil(3) {
-            None
-        } else {
-            pattern_arg(st, 3)
-        };
-        let partial = self.take_partial(pattern, prefix);
-        st.push_bytes(&partial);
-        1
+    /// `drain(prefix, pattern)`: what a receive that gives up hands back (see
+    /// `take_partial`); `pattern` None hands back the buffered bytes as they are.
+    pub fn drain(&mut self, prefix: &[u8], pattern: Option<Pattern>) -> Vec<u8> {
+        self.take_partial(pattern, prefix)
     }
 
     /// For `tostring`: `tcp{client}: 0x...`, as LuaSocket's.
@@ -922,57 +850,4 @@ fn read_some(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
             return Err(e);
         }
     }
-}
-
-/// Pushes `prefix` followed by a matched region as one Lua string (one copy when verbatim).
-fn push_joined(st: &Stack, prefix: &[u8], matched: &[u8], pattern: Pattern) {
-    if prefix.is_empty() && buffer::is_verbatim(matched, pattern) {
-        return st.push_bytes(matched);
-    }
-    let mut out = Vec::with_capacity(prefix.len() + matched.len());
-    out.extend_from_slice(prefix);
-    buffer::append_match(&mut out, matched, pattern);
-    st.push_bytes(&out);
-}
-
-/// A receive pattern: nil (`'*l'`), a pattern string, or a byte count (number or numeric string).
-fn pattern_arg(st: &Stack, i: c_int) -> Option<Pattern> {
-    if st.is_nil(i) {
-        return Some(Pattern::Line);
-    }
-    if let Some(bytes) = st.string(i) {
-        if let Some(p) = Pattern::parse(bytes) {
-            return Some(p);
-        }
-    }
-    count(st.number(i)?)
-}
-
-fn count(n: f64) -> Option<Pattern> {
-    (n >= 0.0 && n <= usize::MAX as f64).then_some(Pattern::Bytes(n as usize))
-}
-
-/// A string argument (or a number, as its decimal text).
-fn string_arg(st: &Stack, i: c_int) -> Option<String> {
-    if st.strict_number(i).is_some() {
-        return st
-            .coerced_string(i)
-            .map(|b| String::from_utf8_lossy(b).into_owned());
-    }
-    st.string(i)
-        .map(|b| String::from_utf8_lossy(b).into_owned())
-}
-
-/// An optional integer argument: `default` for nil, None for a wrong type.
-fn optional_int(st: &Stack, i: c_int, default: i64) -> Option<i64> {
-    if st.is_nil(i) {
-        return Some(default);
-    }
-    st.number(i).filter(|n| n.is_finite()).map(|n| n as i64)
-}
-
-/// A port number 0..=65535 (number or numeric string).
-fn port_arg(st: &Stack, i: c_int) -> Option<u16> {
-    let n = st.number(i)?;
-    (n.fract() == 0.0 && (0.0..=65535.0).contains(&n)).then_some(n as u16)
 }

@@ -147,6 +147,11 @@ impl Reactor {
         }
     }
 
+    /// Whether `token` is a registration that is not closed.
+    pub fn is_live(&self, token: usize) -> bool {
+        self.sources.get(token).is_some_and(|s| !s.retired)
+    }
+
     /// Registers `fd` under `token` for both directions, edge-triggered.
     pub fn attach(&mut self, token: usize, fd: RawFd, writes: WriteReports) -> io::Result<()> {
         let Some(source) = self.sources.get_mut(token) else {
