@@ -140,7 +140,14 @@ unsafe extern "C-unwind" fn make_parking(state: *mut lua_State) -> c_int {
     // Stack: parking, anchors, S, after.
     ffi::lua_pushstring_(state, c"thread".as_ptr());
     ffi::lua_pushstring_(state, c"timeout".as_ptr());
-    let functions = [wait as lua_CFunction, poll, unpark, count, inloop, parked_on];
+    let functions = [
+        wait as lua_CFunction,
+        poll,
+        unpark,
+        count,
+        inloop,
+        parked_on,
+    ];
     for f in functions {
         for i in 1..=6 {
             ffi::lua_pushvalue(state, i);
