@@ -7,7 +7,7 @@
 //! No method holds a borrow of its socket while it creates Lua values: a Lua allocation
 //! may run a finalizer that uses the same socket.
 
-use crate::net::errors::MISUSE;
+use crate::lua::reply::MISUSE;
 use crate::net::resolve::{family_named, parse_ip, Family};
 use crate::net::udp::{OptKind, UdpOpt, UdpSocket, UdpValue, DEFAULT_RECEIVE_SIZE, MAX_DATAGRAM};
 use crate::rt::reactor::SharedReactor;
