@@ -77,9 +77,11 @@ end
 local function start(ip, port)
 	local stats = {connections = 0, requests = 0}
 
-	local function respond(skt, method, code, body, close)
+	-- `connection`: the Connection field to send: 'close', 'keep-alive' (an HTTP/1.0
+	-- client only keeps a connection it is told is kept) or nil.
+	local function respond(skt, method, code, body, connection)
 		local head = ('HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s\r\n')
-			:format(code, REASONS[code], #body, close and 'Connection: close\r\n' or '')
+			:format(code, REASONS[code], #body, connection and 'Connection: ' .. connection .. '\r\n' or '')
 		return skt:send(method == 'HEAD' and head or head .. body)
 	end
 
@@ -92,12 +94,12 @@ local function start(ip, port)
 			local method, path, minor = line:match('^(%u+) (%S+) HTTP/1%.(%d)$')
 			local fields = method and read_fields(skt)
 			if not fields then
-				respond(skt, 'GET', 400, 'bad request\n', true)
+				respond(skt, 'GET', 400, 'bad request\n', 'close')
 				break
 			end
 			local body, bad = read_body(skt, fields)
 			if not body then
-				respond(skt, method, bad or 400, 'bad request body\n', true)
+				respond(skt, method, bad or 400, 'bad request body\n', 'close')
 				break
 			end
 			stats.requests = stats.requests + 1
@@ -118,7 +120,8 @@ local function start(ip, port)
 			else
 				content = 'you asked for ' .. path .. '\n'
 			end
-			if not respond(skt, method, code, content, close) or close then break end
+			local answer = close and 'close' or (minor == '0' and 'keep-alive' or nil)
+			if not respond(skt, method, code, content, answer) or close then break end
 		end
 		skt:close()
 	end

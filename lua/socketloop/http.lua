@@ -3,8 +3,9 @@
 --
 --   http.request(url [, body]) -> body, code, headers, status | nil, err
 --   http.request{url=, method=, headers=, source=, sink=, step=, redirect=,
---                maxredirects=, timeout=, create=, maxsize=, keepalive=}
---                              -> 1, code, headers, status | nil, err
+--                maxredirects=, timeout=, create=, maxsize=, maxhead=, keepalive=,
+--                decompress=, cookies=, proxy=, proxytunnel=}
+--                              -> 1, code, headers, status, url, redirects | nil, err
 --
 -- This file decides what to send and what to do with the answer (redirects, retries,
 -- the keep-alive pool); socketloop.http.wire does the bytes, socketloop.http.url the
@@ -17,9 +18,10 @@ local ltn12 = require'socketloop.ltn12'
 local U = require'socketloop.http.url'
 local P = require'socketloop.http.pool'
 local W = require'socketloop.http.wire'
+local C = require'socketloop.http.cookies'
 
 local now = core.now
-local type, pairs, tostring, error, pcall = type, pairs, tostring, error, pcall
+local type, pairs, tostring, error, pcall, unpack = type, pairs, tostring, error, pcall, unpack
 
 local http = {
 	-- Seconds each connect and each wait for the server may take (timeout= overrides).
@@ -32,9 +34,16 @@ local http = {
 	MAXIDLE = 32,
 	-- Seconds an idle connection stays reusable.
 	IDLETIMEOUT = 30,
-	-- Bytes a response body may have (nil: no limit; maxsize= overrides).
+	-- Bytes a response body may have (nil: no limit; maxsize= overrides). A body that is
+	-- decoded (decompress=) is measured decoded.
 	MAXSIZE = nil,
+	-- Bytes a response head may have, all its lines together (maxhead= overrides).
+	MAXHEAD = W.MAXHEAD,
 }
+
+-- The fields that came more than once in a response head, unjoined: headers -> name ->
+-- list of values (see http.values).
+local repeated_fields = setmetatable({}, {__mode = 'k'})
 
 -- Methods a request may be sent again for, on a fresh connection, when a kept-alive
 -- one turns out to have been closed by the server before it answered.
@@ -62,17 +71,18 @@ local function check_field(reqt, name, ok, expected, level)
 	end
 end
 
--- The request's headers with lower-case names, checked: a name or value that could
--- split the head (CR, LF, or ':' in a name) is misuse.
+-- The request's headers with lower-case names, checked: a name must be a token (RFC 9110
+-- 5.1: letters, digits and !#$%&'*+-.^_`|~), a value may hold no control byte but tab
+-- (so no CR or LF that could split the head).
 local function lower_headers(headers, level)
 	local out = {}
 	if headers == nil then return out end
 	for name, value in pairs(headers) do
-		if type(name) ~= 'string' or name == '' or name:find('[%c%s:]') then
-			misuse("invalid header name '" .. tostring(name) .. "'", level + 1)
+		if type(name) ~= 'string' or not name:find("^[%w!#$%%&'*+.^_`|~-]+$") then
+			misuse("invalid header name '" .. tostring(name):gsub('%c', '?') .. "'", level + 1)
 		end
 		if type(value) == 'number' then value = tostring(value) end
-		if type(value) ~= 'string' or value:find('[\r\n]') then
+		if type(value) ~= 'string' or value:find('[%z\1-\8\10-\31\127]') then
 			misuse("invalid value for header '" .. name .. "'", level + 1)
 		end
 		out[name:lower()] = value
@@ -101,6 +111,16 @@ local function options(reqt, body, level)
 		or type(maxredirects) == 'number', 'number or false', level + 1)
 	local maxsize = reqt.maxsize
 	check_field(reqt, 'maxsize', maxsize == nil or type(maxsize) == 'number', 'number', level + 1)
+	local maxhead = reqt.maxhead
+	check_field(reqt, 'maxhead', maxhead == nil or (type(maxhead) == 'number' and maxhead > 0),
+		'positive number', level + 1)
+	check_field(reqt, 'decompress', reqt.decompress == nil or type(reqt.decompress) == 'boolean',
+		'boolean', level + 1)
+	check_field(reqt, 'cookies', reqt.cookies == nil or C.is_jar(reqt.cookies), 'cookie jar', level + 1)
+	check_field(reqt, 'proxy', reqt.proxy == nil or reqt.proxy == false or type(reqt.proxy) == 'string',
+		'string or false', level + 1)
+	check_field(reqt, 'proxytunnel', reqt.proxytunnel == nil or type(reqt.proxytunnel) == 'boolean',
+		'boolean', level + 1)
 	local timeout = reqt.timeout
 	local connect_t, read_t, total_t = http.TIMEOUT, http.TIMEOUT, nil
 	if type(timeout) == 'number' then
@@ -119,10 +139,11 @@ local function options(reqt, body, level)
 	end
 	if read_t and read_t < 0 then read_t = nil end
 	if connect_t and connect_t < 0 then connect_t = nil end
+	local headers = lower_headers(reqt.headers, level + 1)
 	return {
 		url = url,
 		method = method and method:upper() or (body and 'POST' or 'GET'),
-		headers = lower_headers(reqt.headers, level + 1),
+		headers = headers,
 		body = body,
 		source = reqt.source,
 		sink = reqt.sink or ltn12.sink.null(),
@@ -135,13 +156,100 @@ local function options(reqt, body, level)
 		connect_timeout = connect_t,
 		timeout = read_t,
 		deadline = total_t and now() + total_t,
+		maxhead = maxhead or http.MAXHEAD,
+		decompress = reqt.decompress == true,
+		decode = reqt.decompress == true or (reqt.decompress == nil and headers['accept-encoding'] ~= nil),
+		cookies = reqt.cookies,
 		proxy = reqt.proxy,
+		proxytunnel = reqt.proxytunnel == true,
 	}
 end
 
+-- Whether `host` is named by a no_proxy list: comma-separated names, each matching the
+-- host and the names under it ('example.com' and '.example.com' both match
+-- 'www.example.com'), a port after a name ignored; '*' matches every host.
+local function no_proxy_match(host, list)
+	for entry in list:gmatch('[^,%s]+') do
+		if entry == '*' then return true end
+		entry = entry:lower():gsub('^%.', ''):gsub(':%d+$', ''):gsub('^%[(.*)%]$', '%1')
+		if host == entry or (#host > #entry and host:sub(-#entry - 1) == '.' .. entry) then
+			return true
+		end
+	end
+	return false
+end
+
+-- The proxy URL a request to `u` goes through, or nil: the request's `proxy`, else the
+-- environment as curl reads it (http_proxy for http, https_proxy or HTTPS_PROXY for
+-- https; no_proxy or NO_PROXY naming hosts that go direct).
+local function proxy_url(o, u)
+	local proxy = o.proxy
+	if proxy ~= nil then return proxy or nil end
+	local getenv = os.getenv
+	if u.scheme == 'https' then
+		proxy = getenv('https_proxy') or getenv('HTTPS_PROXY')
+	else
+		proxy = getenv('http_proxy')
+	end
+	if not proxy or proxy == '' then return nil end
+	local list = getenv('no_proxy') or getenv('NO_PROXY')
+	if list and no_proxy_match(u.host, list) then return nil end
+	return proxy
+end
+
+-- Where one hop's connection goes and what it sends: {key=, host=, port=, target=,
+-- hostheader=, proxyauth=, tunnel=}. Direct: the URL's server. Through a proxy: the
+-- proxy's address, with the absolute URL as the request target, or (https, or
+-- proxytunnel) a tunnel opened with CONNECT to `tunnel` ('host:port').
+local function route_for(o, u)
+	local hostheader = U.hostheader(u)
+	local proxy = proxy_url(o, u)
+	if not proxy then
+		return {key = u.host .. ':' .. u.port, host = u.host, port = u.port,
+			target = U.target(u), hostheader = hostheader}
+	end
+	if not proxy:find('://', 1, true) then proxy = 'http://' .. proxy end
+	local p, err = U.parse(proxy)
+	if not p then return nil, 'proxy: ' .. err end
+	if p.scheme ~= 'http' then return nil, "proxy: unsupported scheme '" .. p.scheme .. "'" end
+	-- A proxy URL without a port means 1080, as curl takes it.
+	if not p.authority:match(':%d+$') then p.port = 1080 end
+	local via = p.host .. ':' .. p.port
+	local proxyauth = U.credentials(p)
+	if u.scheme == 'https' or o.proxytunnel then
+		local authority = (u.host:find(':', 1, true) and '[' .. u.host .. ']' or u.host) .. ':' .. u.port
+		return {key = 'tunnel ' .. via .. ' ' .. (proxyauth or '') .. ' ' .. authority,
+			host = p.host, port = p.port, target = U.target(u), hostheader = hostheader,
+			proxyauth = proxyauth, tunnel = authority}
+	end
+	return {key = 'proxy ' .. via .. ' ' .. (proxyauth or ''), host = p.host, port = p.port,
+		target = U.absolute_url(u), hostheader = hostheader, proxyauth = proxyauth}
+end
+
+-- Asks the proxy on a new connection to open a tunnel to route.tunnel (CONNECT).
+-- Returns true, or nil, err.
+local function open_tunnel(o, c, route)
+	local head = {'CONNECT ', route.tunnel, ' HTTP/1.1\r\nHost: ', route.tunnel,
+		'\r\nUser-Agent: ', http.USERAGENT, '\r\n'}
+	if route.proxyauth then
+		head[#head + 1] = 'Proxy-Authorization: ' .. route.proxyauth .. '\r\n'
+	end
+	head[#head + 1] = '\r\n'
+	local ok, err = W.send(c, table.concat(head))
+	if not ok then return nil, err end
+	local code, reason = W.read_response(c, o.maxhead)
+	if not code then return nil, 'proxy: ' .. tostring(reason) end
+	if code < 200 or code > 299 then
+		return nil, ('proxy refused the tunnel to %s: %d %s'):format(route.tunnel, code, reason)
+	end
+	return true
+end
+
 -- The socket for a request: an idle kept-alive one, or a new connection (made by the
--- request's `create` when it has one). Returns the connection table or nil, err.
-local function open(o, u, key, fresh)
+-- request's `create` when it has one), through a proxy tunnel when the route has one.
+-- Returns the connection table or nil, err.
+local function open(o, route, fresh)
+	local key = route.key
 	if o.poolable and not fresh then
 		local sock = P.take(key, http.IDLETIMEOUT)
 		if sock then
@@ -175,13 +283,21 @@ local function open(o, u, key, fresh)
 	end
 	sock:settimeout(limit)
 	local ok
-	ok, err = sock:connect(u.host, u.port)
+	ok, err = sock:connect(route.host, route.port)
 	if not ok then
 		sock:close()
 		return nil, err
 	end
 	sock:settimeout(o.timeout)
-	return {sock = sock, deadline = o.deadline, key = key, reused = false}
+	local c = {sock = sock, deadline = o.deadline, key = key, reused = false}
+	if route.tunnel then
+		ok, err = open_tunnel(o, c, route)
+		if not ok then
+			sock:close()
+			return nil, err
+		end
+	end
+	return c
 end
 
 -- Hands a connection back to the pool when it can carry another request, or closes it.
@@ -194,11 +310,18 @@ local function release(o, st, c, reusable)
 	end
 end
 
--- The header fields sent for one hop to `u`: ours, then the caller's over them.
-local function request_headers(o, u, method, body, source)
-	local h = {host = U.hostheader(u), ['user-agent'] = http.USERAGENT}
+-- The header fields sent for one hop to `u`: ours, then the caller's over them, then the
+-- jar's cookies added to the caller's.
+local function request_headers(o, u, route, method, body, source)
+	local h = {host = route.hostheader, ['user-agent'] = http.USERAGENT}
 	h.authorization = U.credentials(u)
+	if o.decompress then h['accept-encoding'] = 'gzip, deflate' end
+	if route.proxyauth and not route.tunnel then h['proxy-authorization'] = route.proxyauth end
 	for name, value in pairs(o.headers) do h[name] = value end
+	if o.cookies then
+		local jar = o.cookies:header(u)
+		if jar then h.cookie = h.cookie and h.cookie .. '; ' .. jar or jar end
+	end
 	if body then
 		h['content-length'] = h['content-length'] or tostring(#body)
 	elseif source then
@@ -215,15 +338,20 @@ end
 -- Sends the request and reads the response head, on a kept-alive connection if there
 -- is one, retrying once on a new connection when the kept-alive one was closed by the
 -- server before any of the response came (for idempotent requests without a source).
--- Returns the connection, code, headers, status line, minor version; or nil, err.
+-- Returns the connection, code, headers, status line, minor version, repeated fields;
+-- or nil, err.
 local function exchange(o, st, u, method, body, source)
-	local key = u.host .. ':' .. u.port
-	local h = request_headers(o, u, method, body, source)
-	local head = W.request_head(method, U.target(u), h)
+	if u.scheme == 'https' then
+		return nil, 'https is not supported (no TLS yet): ' .. U.absolute_url(u)
+	end
+	local route, rerr = route_for(o, u)
+	if not route then return nil, rerr end
+	local h = request_headers(o, u, route, method, body, source)
+	local head = W.request_head(method, route.target, h)
 	local chunked = source and W.has_token(h['transfer-encoding'], 'chunked')
 	local retry = source == nil and IDEMPOTENT[method]
 	for attempt = 1, 2 do
-		local c, err = open(o, u, key, attempt > 1)
+		local c, err = open(o, route, attempt > 1)
 		if not c then return nil, err end
 		st.conn = c
 		local ok
@@ -238,8 +366,8 @@ local function exchange(o, st, u, method, body, source)
 		end
 		local started = false
 		if ok then
-			local code, reason, headers, minor, status = W.read_response(c)
-			if code then return c, code, headers, status, minor end
+			local code, reason, headers, minor, status, repeated = W.read_response(c, o.maxhead)
+			if code then return c, code, headers, status, minor, repeated end
 			err, started = reason, headers
 		end
 		release(o, st, c, false)
@@ -269,20 +397,23 @@ local function skip_body(o, st, c, code, kind, length, headers, minor)
 end
 
 -- One request, following redirects. `st.conn` is the connection in use, for the
--- caller to close should a source or sink raise an error.
+-- caller to close should a source or sink raise an error. Returns 1, code, headers,
+-- status, final URL, redirects followed; or nil, err.
 local function run(o, st)
 	local u, err = U.parse(o.url)
 	if not u then return nil, err end
 	local method, body, source = o.method, o.body, o.source
 	local nredirects, location = 0, nil
 	while true do
-		if u.scheme == 'https' then
-			return nil, 'https is not supported (no TLS yet): ' .. o.url
-		elseif u.scheme ~= 'http' then
+		if u.scheme ~= 'http' and u.scheme ~= 'https' then
 			return nil, "unsupported scheme '" .. u.scheme .. "'"
 		end
-		local c, code, headers, status, minor = exchange(o, st, u, method, body, source)
+		local c, code, headers, status, minor, repeated = exchange(o, st, u, method, body, source)
 		if not c then return nil, code end
+		if repeated then repeated_fields[headers] = repeated end
+		if o.cookies and headers['set-cookie'] then
+			o.cookies:store(u, repeated and repeated['set-cookie'] or headers['set-cookie'])
+		end
 		local kind, length = W.framing(method, code, headers)
 		if not kind then
 			release(o, st, c, false)
@@ -295,19 +426,18 @@ local function run(o, st)
 		end
 		local nu
 		if newmethod then
-			o.url = U.absolute(u, target)
-			nu, err = U.parse(o.url)
+			nu, err = U.parse(U.absolute(u, target))
 			if nu and nu.scheme ~= 'http' and nu.scheme ~= 'https' then
 				newmethod = nil -- as LuaSocket: a redirect elsewhere is the answer
 			end
 		end
 		if not newmethod then
-			local src, state = W.body_source(c, kind, length, headers, o.maxsize)
+			local src, state = W.body_source(c, kind, length, headers, o.maxsize, o.decode)
 			local ok, perr = ltn12.pump.all(src, o.sink, o.step)
 			release(o, st, c, ok and state.done and W.reusable(code, minor, headers, kind))
 			if not ok then return nil, perr end
 			if location then headers.location = headers.location or location end
-			return 1, code, headers, status
+			return 1, code, headers, status, U.absolute_url(u), nredirects
 		end
 		skip_body(o, st, c, code, kind, length, headers, minor)
 		if not nu then return nil, err end
@@ -332,14 +462,13 @@ end
 -- is closed and the error goes on to the caller.
 local function perform(reqt, body, level)
 	local o = options(reqt, body, level + 1)
-	if o.proxy then return nil, 'proxies are not supported' end
 	local st = {}
-	local ok, a, b, c, d = pcall(run, o, st)
+	local ok, a, b, c, d, e, f = pcall(run, o, st)
 	if not ok then
 		if st.conn then st.conn.sock:close() end
 		error(a, 0)
 	end
-	return a, b, c, d
+	return a, b, c, d, e, f
 end
 
 function http.request(reqt, body)
@@ -352,13 +481,36 @@ function http.request(reqt, body)
 		if body then
 			simple.headers = {['content-type'] = 'application/x-www-form-urlencoded'}
 		end
-		local ok, code, headers, status = perform(simple, body, 3)
+		local ok, code, headers, status, url, redirects = perform(simple, body, 3)
 		if not ok then return nil, code end
-		return table.concat(t), code, headers, status
+		return table.concat(t), code, headers, status, url, redirects
 	elseif type(reqt) == 'table' then
 		return perform(reqt, nil, 3)
 	end
 	error("bad argument #1 to 'request' (string or table expected, got " .. type(reqt) .. ')', 2)
+end
+
+-- Every value of header field `name` in a response's `headers`, unjoined, as a list
+-- (empty when the field is not there): Set-Cookie values hold commas, so the joined
+-- form cannot be split again.
+function http.values(headers, name)
+	if type(headers) ~= 'table' then
+		error("bad argument #1 to 'values' (table expected, got " .. type(headers) .. ')', 2)
+	end
+	if type(name) ~= 'string' then
+		error("bad argument #2 to 'values' (string expected, got " .. type(name) .. ')', 2)
+	end
+	name = name:lower()
+	local lists = repeated_fields[headers]
+	local list = lists and lists[name]
+	if list then return {unpack(list)} end
+	local value = headers[name]
+	return value and {value} or {}
+end
+
+-- A new empty cookie jar, for `cookies = jar`.
+function http.cookiejar()
+	return C.new()
 end
 
 -- Closes every idle kept-alive connection (they are closed when collected otherwise).

@@ -1,12 +1,16 @@
 //! HTTP/1.x response heads, parsed by the `httparse` crate for the HTTP client
 //! (`lua/socketloop/http/wire.lua`). Three functions go into `socketloop.core`:
 //!
-//! - `parse_response_head(buf) -> code, reason, headers, length, minor`: a status line and
-//!   header fields ending in an empty line. `headers` maps lower-case names to values,
-//!   repeated fields joined with `", "` (as LuaSocket's `socket.http` returns them);
-//!   `length` is how many bytes of `buf` the head took; `minor` is 1 for HTTP/1.1.
-//! - `parse_header_fields(buf) -> headers, length`: header fields ending in an empty line
-//!   (the trailer of a chunked body).
+//! - `parse_response_head(buf) -> code, reason, headers, length, minor, repeated`: a status
+//!   line and header fields ending in an empty line. `headers` maps lower-case names to
+//!   values, repeated fields joined with `", "` (as LuaSocket's `socket.http` returns them);
+//!   `length` is how many bytes of `buf` the head took; `minor` is 1 for HTTP/1.1;
+//!   `repeated` is nil, or maps each name that came more than once to the list of its
+//!   values, unjoined (`Set-Cookie` values cannot be split again once joined).
+//! - `parse_header_fields(buf) -> headers, length, repeated`: header fields ending in an
+//!   empty line (the trailer of a chunked body).
+//!
+//! Any number of fields is accepted: the caller bounds the size of the head instead.
 //! - `parse_chunk_size(buf) -> size, length`: a chunk-size line, extensions ignored.
 //!
 //! Each answers `nil, 'partial'` when `buf` ends before what it parses does, and
@@ -19,8 +23,9 @@ use std::borrow::Cow;
 /// What the parsers answer when the buffer stops before the end of what they parse.
 pub const PARTIAL: &str = "partial";
 
-/// Most header fields a head may carry; more is reported as malformed.
-const MAX_FIELDS: usize = 128;
+/// Header fields parsed into a stack array; a head with more is parsed again into a
+/// vector sized by its line count.
+const STACK_FIELDS: usize = 128;
 
 /// Adds the three parsers to `core`. Costs three function registrations; each call costs
 /// one pass over the buffer plus a Lua string per field.
@@ -33,9 +38,10 @@ pub fn register(lua: &Lua, core: &Table) -> mlua::Result<()> {
                 Parsed::Done(head) => Ok(MultiValue::from_vec(vec![
                     Value::Integer(head.code as i64),
                     Value::String(lua.create_string(&head.reason)?),
-                    Value::Table(head.fields),
+                    Value::Table(head.fields.joined),
                     Value::Integer(head.len as i64),
                     Value::Integer(head.minor as i64),
+                    head.fields.repeated.map_or(Value::Nil, Value::Table),
                 ])),
                 Parsed::Partial => failure(lua, PARTIAL),
                 Parsed::Malformed(why) => failure(lua, &malformed(why)),
@@ -48,8 +54,9 @@ pub fn register(lua: &Lua, core: &Table) -> mlua::Result<()> {
             let buf = string_arg(&buf, "parse_header_fields")?;
             match parse_header_fields(lua, &buf.as_bytes())? {
                 Parsed::Done((fields, len)) => Ok(MultiValue::from_vec(vec![
-                    Value::Table(fields),
+                    Value::Table(fields.joined),
                     Value::Integer(len as i64),
+                    fields.repeated.map_or(Value::Nil, Value::Table),
                 ])),
                 Parsed::Partial => failure(lua, PARTIAL),
                 Parsed::Malformed(why) => failure(lua, &malformed(why)),
@@ -91,8 +98,8 @@ pub struct ResponseHead {
     pub code: u16,
     /// The reason phrase ("" when the server sent none).
     pub reason: String,
-    /// Lower-case field name -> value, repeated fields joined with ", ".
-    pub fields: Table,
+    /// The header fields.
+    pub fields: Fields,
     /// Bytes of the buffer the head took, its empty line included.
     pub len: usize,
     /// The minor HTTP version: 1 for HTTP/1.1, 0 for HTTP/1.0.
@@ -103,8 +110,30 @@ pub struct ResponseHead {
 /// sloppy (folded fields, spaces before the colon); strict about the status line.
 /// Costs one pass over the head and one Lua string per field.
 pub fn parse_response_head(lua: &Lua, buf: &[u8]) -> mlua::Result<Parsed<ResponseHead>> {
-    let mut raw = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    let mut response = httparse::Response::new(&mut raw);
+    let mut raw = [httparse::EMPTY_HEADER; STACK_FIELDS];
+    match parse_response_into(lua, buf, &mut raw)? {
+        Parsed::Malformed(TOO_MANY) => {
+            let mut raw = vec![httparse::EMPTY_HEADER; line_count(buf)];
+            parse_response_into(lua, buf, &mut raw)
+        }
+        parsed => Ok(parsed),
+    }
+}
+
+/// What httparse says when `raw` has too few slots for the fields.
+const TOO_MANY: &str = "too many header fields";
+
+/// An upper bound on the header fields in `buf`: its line count.
+fn line_count(buf: &[u8]) -> usize {
+    memchr::memchr_iter(b'\n', buf).count() + 1
+}
+
+fn parse_response_into<'b>(
+    lua: &Lua,
+    buf: &'b [u8],
+    raw: &mut [httparse::Header<'b>],
+) -> mlua::Result<Parsed<ResponseHead>> {
+    let mut response = httparse::Response::new(raw);
     let mut config = httparse::ParserConfig::default();
     config
         .allow_obsolete_multiline_headers_in_responses(true)
@@ -132,25 +161,62 @@ pub fn parse_response_head(lua: &Lua, buf: &[u8]) -> mlua::Result<Parsed<Respons
 /// Parses header fields ending in an empty line at the start of `buf` (a chunked body's
 /// trailer). Returns the field table and the bytes taken. Costs one pass over the
 /// fields and one Lua string per field.
-pub fn parse_header_fields(lua: &Lua, buf: &[u8]) -> mlua::Result<Parsed<(Table, usize)>> {
-    let mut raw = [httparse::EMPTY_HEADER; MAX_FIELDS];
+pub fn parse_header_fields(lua: &Lua, buf: &[u8]) -> mlua::Result<Parsed<(Fields, usize)>> {
+    let mut raw = [httparse::EMPTY_HEADER; STACK_FIELDS];
     match httparse::parse_headers(buf, &mut raw) {
         Ok(httparse::Status::Complete((len, fields))) => {
             Ok(Parsed::Done((field_table(lua, fields)?, len)))
         }
         Ok(httparse::Status::Partial) => Ok(Parsed::Partial),
+        Err(httparse::Error::TooManyHeaders) => {
+            let mut raw = vec![httparse::EMPTY_HEADER; line_count(buf)];
+            match httparse::parse_headers(buf, &mut raw) {
+                Ok(httparse::Status::Complete((len, fields))) => {
+                    Ok(Parsed::Done((field_table(lua, fields)?, len)))
+                }
+                Ok(httparse::Status::Partial) => Ok(Parsed::Partial),
+                Err(e) => Ok(Parsed::Malformed(describe(e))),
+            }
+        }
         Err(e) => Ok(Parsed::Malformed(describe(e))),
     }
 }
 
-/// Lower-case name -> value; a repeated name's values are joined with ", ".
-fn field_table(lua: &Lua, fields: &[httparse::Header]) -> mlua::Result<Table> {
+/// Header fields as Lua tables.
+pub struct Fields {
+    /// Lower-case name -> value, repeated fields joined with ", ".
+    pub joined: Table,
+    /// Lower-case name -> list of values, for the names that came more than once;
+    /// None when none did.
+    pub repeated: Option<Table>,
+}
+
+/// The joined table and, when a name repeats, the lists of its values.
+fn field_table(lua: &Lua, fields: &[httparse::Header]) -> mlua::Result<Fields> {
     let table = lua.create_table_with_capacity(0, fields.len())?;
+    let mut repeated: Option<Table> = None;
     for field in fields {
         let name = field.name.to_ascii_lowercase();
         let value = unfold(field.value);
         match table.raw_get::<Option<mlua::LuaString>>(name.as_str())? {
             Some(previous) => {
+                let value_string = lua.create_string(&value)?;
+                let lists = match &repeated {
+                    Some(t) => t.clone(),
+                    None => {
+                        let t = lua.create_table()?;
+                        repeated = Some(t.clone());
+                        t
+                    }
+                };
+                match lists.raw_get::<Option<Table>>(name.as_str())? {
+                    Some(list) => list.raw_push(value_string)?,
+                    // The first repeat: `previous` is still the first value alone.
+                    None => lists.raw_set(
+                        name.as_str(),
+                        lua.create_sequence_from([previous.clone(), value_string])?,
+                    )?,
+                }
                 let mut joined = previous.as_bytes().to_vec();
                 joined.extend_from_slice(b", ");
                 joined.extend_from_slice(&value);
@@ -159,7 +225,10 @@ fn field_table(lua: &Lua, fields: &[httparse::Header]) -> mlua::Result<Table> {
             None => table.raw_set(name, lua.create_string(&value)?)?,
         }
     }
-    Ok(table)
+    Ok(Fields {
+        joined: table,
+        repeated,
+    })
 }
 
 /// A field value with obsolete line folding (CRLF followed by spaces) turned into one
@@ -192,7 +261,7 @@ fn describe(e: httparse::Error) -> &'static str {
         httparse::Error::NewLine => "invalid line ending",
         httparse::Error::Status => "invalid status line",
         httparse::Error::Token => "invalid token",
-        httparse::Error::TooManyHeaders => "too many header fields",
+        httparse::Error::TooManyHeaders => TOO_MANY,
         httparse::Error::Version => "invalid status line",
     }
 }
@@ -230,7 +299,7 @@ mod tests {
     }
 
     fn field(h: &ResponseHead, name: &str) -> Option<String> {
-        h.fields.get::<Option<String>>(name).expect("field")
+        h.fields.joined.get::<Option<String>>(name).expect("field")
     }
 
     #[test]
@@ -242,6 +311,21 @@ mod tests {
         assert_eq!(h.len, buf.len() - 5);
         assert_eq!(field(&h, "content-length").as_deref(), Some("5"));
         assert_eq!(field(&h, "x-a").as_deref(), Some("1, 2"));
+    }
+
+    #[test]
+    fn many_fields_and_repeats() {
+        let lua = Lua::new();
+        let mut buf = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..1500 {
+            buf.extend_from_slice(format!("X-F{i}: {i}\r\n").as_bytes());
+        }
+        buf.extend_from_slice(b"Set-Cookie: a=1, b\r\nSet-Cookie: c=2\r\nset-cookie: d=3\r\n\r\n");
+        let h = head(&lua, &buf);
+        assert_eq!(field(&h, "x-f1499").as_deref(), Some("1499"));
+        assert_eq!(field(&h, "set-cookie").as_deref(), Some("a=1, b, c=2, d=3"));
+        let list: Vec<String> = h.fields.repeated.expect("repeated").get("set-cookie").unwrap();
+        assert_eq!(list, ["a=1, b", "c=2", "d=3"]);
     }
 
     #[test]
@@ -275,7 +359,8 @@ mod tests {
         match parse_header_fields(&lua, b"X-Sum: 9\r\n\r\n").unwrap() {
             Parsed::Done((t, len)) => {
                 assert_eq!(len, 12);
-                assert_eq!(t.get::<String>("x-sum").unwrap(), "9");
+                assert_eq!(t.joined.get::<String>("x-sum").unwrap(), "9");
+                assert!(t.repeated.is_none());
             }
             _ => panic!("not parsed"),
         }

@@ -9,14 +9,32 @@ local function unescape(s)
 	return (s:gsub('%%(%x%x)', function(hex) return string.char(tonumber(hex, 16)) end))
 end
 
+-- A URL as it may appear in an error message: control bytes as \ddd, so a message never
+-- carries a line break of the URL's.
+local function printable(url)
+	return (url:gsub('%c', function(c) return ('\\%03d'):format(c:byte()) end))
+end
+
+-- Percent-encodes what may not go into a request line as it is: spaces, the bytes that
+-- delimit text in HTTP ('"', '<', '>'), and bytes past ASCII. '%' is left alone, so an
+-- already encoded URL comes out unchanged (nothing is encoded twice).
+local function encode_raw(s)
+	if not s:find('[ "<>\128-\255]') then return s end
+	return (s:gsub('[ "<>\128-\255]', function(c) return ('%%%02X'):format(c:byte()) end))
+end
+U.encode_raw = encode_raw
+
 -- Splits an absolute URL into {scheme=, user=, password=, host=, port=, authority=,
 -- path=, query=}. `host` is without brackets for IPv6 literals; `port` is a number;
 -- `path` starts with '/'; `query` is nil or the text after '?'; the fragment is dropped
--- (it is never sent). Returns nil, "invalid url '...'" for anything else.
+-- (it is never sent). Spaces and non-ASCII bytes in the path and query are
+-- percent-encoded (encode_raw). Returns nil, "invalid url '...'" for anything else,
+-- and for a URL holding a control byte (CR, LF, NUL, ...), which could split the request.
 function U.parse(url)
-	local function invalid()
-		return nil, "invalid url '" .. url .. "'"
+	local function invalid(why)
+		return nil, "invalid url '" .. printable(url) .. "'" .. (why and ' (' .. why .. ')' or '')
 	end
+	if url:find('%c') then return invalid('control character') end
 	local scheme, rest = url:match('^(%a[%w+.-]*)://(.*)$')
 	if not scheme then return invalid() end
 	scheme = scheme:lower()
@@ -24,6 +42,8 @@ function U.parse(url)
 	local authority, path, query = rest:match('^([^/?]*)([^?]*)%??(.*)$')
 	if path == '' then path = '/' end
 	if not rest:find('?', 1, true) then query = nil end
+	path = encode_raw(path)
+	if query then query = encode_raw(query) end
 	local userinfo, hostport = authority:match('^(.*)@(.*)$')
 	hostport = hostport or authority
 	local host, port
@@ -32,7 +52,7 @@ function U.parse(url)
 	else
 		host, port = hostport:match('^([^:]+):?(%d*)$')
 	end
-	if not host or host == '' then return invalid() end
+	if not host or host == '' or host:find('[%s/\\@]') then return invalid() end
 	if port == '' then
 		port = DEFAULT_PORTS[scheme] -- nil for schemes we do not speak; the caller says so
 	else
@@ -60,6 +80,11 @@ end
 function U.target(u)
 	if u.query then return u.path .. '?' .. u.query end
 	return u.path
+end
+
+-- The URL again, as requests send it (spaces and non-ASCII bytes encoded).
+function U.absolute_url(u)
+	return u.scheme .. '://' .. u.authority .. U.target(u)
 end
 
 -- The Host header: the host, bracketed when IPv6, with the port unless it is the

@@ -12,15 +12,16 @@ local core = require'socketloop.core'
 
 local now = core.now
 local parse_head, parse_fields = core.parse_response_head, core.parse_header_fields
-local parse_chunk_size = core.parse_chunk_size
+local parse_chunk_size, body_decoder = core.parse_chunk_size, core.body_decoder
 local concat, min, format = table.concat, math.min, string.format
 
 local W = {}
 
 -- Most bytes one body receive asks for.
 W.BLOCK = 65536
--- Most bytes a response head (or a chunked body's trailer) may take.
-W.MAXHEAD = 65536
+-- Most bytes a response head (or a chunked body's trailer) may take, all its lines
+-- together (socketloop.http's MAXHEAD sets it per request). Any number of fields fits.
+W.MAXHEAD = 1048576
 -- The receive limit for our sockets: a pending receive of up to BLOCK bytes plus one
 -- read of the socket layer (64 KiB) always fits, a line longer than this fails.
 W.RECEIVE_LIMIT = W.BLOCK + 65536
@@ -91,10 +92,11 @@ function W.body_sink(c, chunked)
 	end
 end
 
--- Reads one response head, from the status line to the empty line. Returns code,
--- reason, headers, minor version, status line; or nil, err, started (true when some of
--- the response had arrived, so the request cannot be retried elsewhere).
-local function read_head(c)
+-- Reads one response head, from the status line to the empty line, of at most
+-- `maxhead` bytes. Returns code, reason, headers, minor version, status line, repeated
+-- fields (nil or name -> list of values); or nil, err, started (true when some of the
+-- response had arrived, so the request cannot be retried elsewhere).
+local function read_head(c, maxhead)
 	local line, err, partial = receive(c, '*l')
 	-- Servers may send empty lines before a status line (RFC 9112, 2.2).
 	for _ = 1, 4 do
@@ -115,28 +117,28 @@ local function read_head(c)
 		line, err = receive(c, '*l')
 		if not line then return nil, err, true end
 		size = size + #line + 2
-		if size > W.MAXHEAD then
-			return nil, MALFORMED .. ' (head too large)', true
+		if size > maxhead then
+			return nil, format('%s (head over %d bytes)', MALFORMED, maxhead), true
 		end
 		parts[n + 1] = line
 		parts[n + 2] = '\r\n'
 		n = n + 2
 	until line == ''
 	local status = parts[1]
-	local reason, headers, minor
-	code, reason, headers, _, minor = parse_head(concat(parts))
+	local reason, headers, minor, repeated
+	code, reason, headers, _, minor, repeated = parse_head(concat(parts))
 	if not code then return nil, reason, true end
-	return code, reason, headers, minor, status
+	return code, reason, headers, minor, status, repeated
 end
 
 -- Reads the final response head, skipping interim (1xx) ones; 101 is final. Returns
 -- what read_head returns.
-function W.read_response(c)
+function W.read_response(c, maxhead)
 	for _ = 1, MAX_INTERIM do
-		local code, reason, headers, minor, status = read_head(c)
+		local code, reason, headers, minor, status, repeated = read_head(c, maxhead or W.MAXHEAD)
 		if not code then return nil, reason, headers end
 		if code >= 200 or code == 101 then
-			return code, reason, headers, minor, status
+			return code, reason, headers, minor, status, repeated
 		end
 	end
 	return nil, MALFORMED .. ' (too many interim responses)', true
@@ -195,10 +197,16 @@ function W.reusable(code, minor, headers, kind)
 end
 W.has_token = has_token
 
--- A source of the body's bytes. `state.done` turns true once the body was read to its
--- end (so the connection is where the next response starts). `maxsize` (nil: none)
--- limits the body; chunked trailer fields are added to `headers`.
-function W.body_source(c, kind, length, headers, maxsize)
+-- The error of a body that ended before its framing said it would.
+local function truncated(err, expected, received)
+	if err ~= 'closed' then return err end
+	return format('closed (body truncated: expected %d bytes, received %d)', expected, received)
+end
+
+-- A source of the body's bytes as they came. `state.done` turns true once the body was
+-- read to its end (so the connection is where the next response starts). `maxsize`
+-- (nil: none) limits the body; chunked trailer fields are added to `headers`.
+local function raw_source(c, kind, length, headers, maxsize)
 	local state = {done = false}
 	local total = 0
 	local function counted(data)
@@ -222,8 +230,10 @@ function W.body_source(c, kind, length, headers, maxsize)
 				state.done = true
 				return nil
 			end
-			local data, err = receive(c, min(left, W.BLOCK))
-			if not data then return nil, err end
+			local data, err, partial = receive(c, min(left, W.BLOCK))
+			if not data then
+				return nil, truncated(err, length, length - left + #(partial or ''))
+			end
 			left = left - #data
 			return data
 		end, state
@@ -247,13 +257,14 @@ function W.body_source(c, kind, length, headers, maxsize)
 		end, state
 	end
 	-- chunked: size line, data in BLOCK pieces, CRLF; a zero size ends, then the trailer
-	local left = 0
+	local left, size = 0, 0
 	return function()
 		if state.done then return nil end
 		if left == 0 then
 			local line, err = receive(c, '*l')
 			if not line then return nil, err end
-			local size, why = parse_chunk_size(line .. '\r\n')
+			local why
+			size, why = parse_chunk_size(line .. '\r\n')
 			if not size then
 				return nil, why == 'partial' and MALFORMED .. ' (invalid chunk size)' or why
 			end
@@ -281,8 +292,12 @@ function W.body_source(c, kind, length, headers, maxsize)
 			end
 			left = size
 		end
-		local data, err = receive(c, min(left, W.BLOCK))
-		if not data then return nil, err end
+		local data, err, partial = receive(c, min(left, W.BLOCK))
+		if not data then
+			if err ~= 'closed' then return nil, err end
+			return nil, format('closed (body truncated: expected a chunk of %d bytes, received %d of it, %d body bytes in all)',
+				size, size - left + #(partial or ''), total + #(partial or ''))
+		end
 		left = left - #data
 		if left == 0 then
 			local crlf, cerr = receive(c, '*l')
@@ -291,6 +306,50 @@ function W.body_source(c, kind, length, headers, maxsize)
 		end
 		return counted(data)
 	end, state
+end
+
+-- The body source `src` decoded by `decoder` (src/codec/inflate.rs).
+local function decoding(src, decoder)
+	local more, ended = false, false
+	return function()
+		while true do
+			local out, err
+			if more then
+				out, more = decoder:decode('')
+			elseif ended then
+				return nil
+			else
+				local data, serr = src()
+				if serr then return nil, serr end
+				if data == nil then
+					ended = true
+					local ok, ferr = decoder:finish()
+					if not ok then return nil, ferr end
+					return nil
+				end
+				out, more = decoder:decode(data)
+			end
+			if not out then
+				err = more
+				more = false
+				return nil, err
+			end
+			if out ~= '' then return out end
+		end
+	end
+end
+
+-- A source of the response body and its state (see raw_source). With `decode`, a body
+-- whose Content-Encoding is gzip or deflate comes decoded, `maxsize` then limiting the
+-- decoded size (a decompression bomb fails with 'response body too large').
+function W.body_source(c, kind, length, headers, maxsize, decode)
+	local coding = decode and kind ~= 'none' and headers['content-encoding']
+	local decoder = coding and body_decoder(coding, maxsize)
+	if decoder then
+		local src, state = raw_source(c, kind, length, headers, nil)
+		return decoding(src, decoder), state
+	end
+	return raw_source(c, kind, length, headers, maxsize)
 end
 
 return W
