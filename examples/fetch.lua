@@ -1,32 +1,46 @@
 -- Fetches URLs concurrently with socketloop.http and reports how it went.
 --
---   socketloop examples/fetch.lua [-c N] [-n N] [-t SECONDS] URL...
+--   socketloop examples/fetch.lua [-c N] [-n N] [-t SECONDS] [-f] [-o DIR] URL...
 --
 --   -c N   at most N fetches at once (default: all of them)
 --   -n N   fetch each URL N times (default 1)
 --   -t S   timeout of each fetch, in seconds (default 30)
+--   -f     an HTTP status of 400 or more counts as a failure (as curl -f)
+--   -o DIR save each URL's body in DIR, named after the URL's last path segment
+--          ("index.html" for none; "N-name" for the Nth URL when names repeat)
 --
--- Prints one line per URL, in the order given: status (or "error"), bytes of one body,
--- mean and slowest milliseconds, fetches, URL (or the error); then a line of totals.
--- On a terminal, a progress line counts the fetches as they finish; piped, only the
--- plain lines are printed. Exits 1 if any fetch failed.
+-- A URL without a scheme is taken as http ("host:8080/x" is "http://host:8080/x").
+-- Prints a header line, then one line per URL, in the order given: status (or "error"),
+-- bytes of one body, mean and slowest milliseconds, fetches, URL (or the error); then a
+-- line of totals. On a terminal, a progress line counts the fetches as they finish;
+-- piped, only the plain lines are printed. Exits 0 when every fetch succeeded, 1 when any
+-- failed (could not connect, broke off, or with -f had a status of 400 or more), 2 on
+-- bad usage.
 
 local loop = require'socketloop'
 local http = require'socketloop.http'
 
 local function usage(msg)
 	if msg then io.stderr:write('fetch: ', msg, '\n') end
-	io.stderr:write('usage: fetch.lua [-c N] [-n N] [-t SECONDS] URL...\n')
+	io.stderr:write('usage: fetch.lua [-c N] [-n N] [-t SECONDS] [-f] [-o DIR] URL...\n')
 	os.exit(2)
 end
 
 local args = {...}
 local concurrency, repeats, timeout = nil, 1, 30
+local fail_on_status, outdir = false, nil
 local urls = {}
 local i = 1
 while i <= #args do
 	local a = args[i]
-	if a == '-c' or a == '-n' or a == '-t' then
+	if a == '-f' then
+		fail_on_status = true
+		i = i + 1
+	elseif a == '-o' then
+		outdir = args[i + 1]
+		if not outdir or outdir == '' then usage('option -o needs a directory') end
+		i = i + 2
+	elseif a == '-c' or a == '-n' or a == '-t' then
 		local v = tonumber(args[i + 1])
 		if not v or v <= 0 then usage('option ' .. a .. ' needs a positive number') end
 		if a == '-c' then concurrency = math.floor(v)
@@ -36,11 +50,29 @@ while i <= #args do
 	elseif a:sub(1, 1) == '-' then
 		usage('unknown option ' .. a)
 	else
+		if not a:find('^%a[%w+.-]*://') then a = 'http://' .. a end
 		urls[#urls + 1] = a
 		i = i + 1
 	end
 end
 if #urls == 0 then usage() end
+
+-- With -o: the file each URL's body goes to.
+local files = {}
+if outdir then
+	local count = {}
+	for u, url in ipairs(urls) do
+		local path = url:match('^%a[%w+.-]*://[^/?#]*([^?#]*)') or ''
+		local name = path:match('([^/]*)$')
+		if name == '' or name == '.' or name == '..' then name = 'index.html' end
+		files[u] = name
+		count[name] = (count[name] or 0) + 1
+	end
+	for u, name in ipairs(files) do
+		if count[name] > 1 then files[u] = u .. '-' .. name end
+		files[u] = outdir .. '/' .. files[u]
+	end
+end
 
 -- Whether stdout is a terminal, through LuaJIT's ffi (false if ffi is not there).
 local function stdout_is_terminal()
@@ -80,20 +112,55 @@ local function draw(final)
 	io.stdout:flush()
 end
 
-local function fetch(u)
+local function fetch(u, serial)
 	local r = per[u]
 	local t0 = loop.now()
-	local body, code = http.request{
-		url = urls[u],
-		sink = function(chunk)
-			if chunk then r.size = (r.size or 0) + #chunk end
-			return 1
-		end,
-		timeout = {total = timeout},
-	}
+	-- With -o, the body goes to a file of its own, renamed to the URL's once complete (the
+	-- same URL fetched at once by several threads writes several files).
+	local file, partname, ferr
+	if files[u] then
+		partname = ('%s.part%d'):format(files[u], serial)
+		file, ferr = io.open(partname, 'wb')
+	end
+	local body, code
+	if ferr then
+		body, code = nil, ferr
+	else
+		local size = 0
+		body, code = http.request{
+			url = urls[u],
+			sink = function(chunk)
+				if chunk then
+					size = size + #chunk
+					if file then
+						local ok, err = file:write(chunk)
+						if not ok then return nil, err end
+					end
+				end
+				return 1
+			end,
+			timeout = {total = timeout},
+		}
+		r.size = size
+	end
+	if file then
+		file:close()
+		if body then
+			local ok, err = os.rename(partname, files[u])
+			if not ok then body, code = nil, err end
+		else
+			os.remove(partname)
+		end
+	end
 	local ms = (loop.now() - t0) * 1000
 	r.fetches = r.fetches + 1
-	if body then
+	if body and fail_on_status and code >= 400 then
+		r.codes[code] = (r.codes[code] or 0) + 1
+		r.bytes = r.size or 0
+		bytes = bytes + r.bytes
+		r.failed_status = (r.failed_status or 0) + 1
+		failed = failed + 1
+	elseif body then
 		r.codes[code] = (r.codes[code] or 0) + 1
 		r.bytes = r.size or 0
 		bytes = bytes + r.bytes
@@ -115,9 +182,9 @@ for _ = 1, concurrency do
 	running = running + 1
 	loop.newthread(function()
 		while next_job <= njobs do
-			local u = jobs[next_job]
+			local u, serial = jobs[next_job], next_job
 			next_job = next_job + 1
-			fetch(u)
+			fetch(u, serial)
 		end
 		running = running - 1
 	end)
@@ -139,7 +206,7 @@ local function status(r)
 	return table.concat(parts, ',')
 end
 
-local out = {}
+local out = {('%-8s %12s %12s %13s %6s  %s'):format('status', 'bytes', 'mean', 'slowest', 'count', 'url')}
 for u, url in ipairs(urls) do
 	local r = per[u]
 	local line = ('%-8s %10s B %9.1f ms %9.1f max %4d x  %s'):format(

@@ -13,7 +13,9 @@
 --   anything else   "you asked for PATH\n"
 --
 -- HEAD gets the head only. Connections are kept alive (HTTP/1.1, or HTTP/1.0 with
--- Connection: keep-alive) until the client closes them or stays idle IDLE seconds.
+-- Connection: keep-alive, answered with Connection: keep-alive so that an HTTP/1.0
+-- client such as ab -k knows) until the client closes them or stays idle IDLE seconds;
+-- an HTTP/1.0 request without it is answered with Connection: close and closed.
 -- Loaded with dofile, it returns {start = function(ip, port) -> server, stats} instead,
 -- where stats() returns the connection and request counts.
 

@@ -324,7 +324,12 @@ mod tests {
         let h = head(&lua, &buf);
         assert_eq!(field(&h, "x-f1499").as_deref(), Some("1499"));
         assert_eq!(field(&h, "set-cookie").as_deref(), Some("a=1, b, c=2, d=3"));
-        let list: Vec<String> = h.fields.repeated.expect("repeated").get("set-cookie").unwrap();
+        let list: Vec<String> = h
+            .fields
+            .repeated
+            .expect("repeated")
+            .get("set-cookie")
+            .unwrap();
         assert_eq!(list, ["a=1, b", "c=2", "d=3"]);
     }
 

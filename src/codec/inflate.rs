@@ -287,7 +287,9 @@ pub fn register(lua: &Lua, core: &Table) -> mlua::Result<()> {
             let limit = match limit {
                 Value::Nil => None,
                 Value::Integer(n) if n >= 0 => Some(n as u64),
-                Value::Number(n) if n >= 0.0 => Some(if n.is_finite() { n as u64 } else { u64::MAX }),
+                Value::Number(n) if n >= 0.0 => {
+                    Some(if n.is_finite() { n as u64 } else { u64::MAX })
+                }
                 other => {
                     return Err(mlua::Error::RuntimeError(format!(
                         "bad argument #2 to 'body_decoder' (non-negative number expected, got {})",
@@ -315,7 +317,9 @@ mod tests {
     use std::io::Write;
 
     fn sample() -> Vec<u8> {
-        (0..200_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect()
+        (0..200_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect()
     }
 
     fn decode_all(coding: &[u8], data: &[u8], piece: usize) -> Result<Vec<u8>, &'static str> {
@@ -355,8 +359,14 @@ mod tests {
         }
         let mut two = gz.clone();
         two.extend_from_slice(&gz);
-        assert_eq!(decode_all(b"gzip", &two, 1000).unwrap().len(), 2 * plain.len());
-        assert_eq!(decode_all(b"gzip", &gz[..gz.len() - 3], 1000), Err(TRUNCATED));
+        assert_eq!(
+            decode_all(b"gzip", &two, 1000).unwrap().len(),
+            2 * plain.len()
+        );
+        assert_eq!(
+            decode_all(b"gzip", &gz[..gz.len() - 3], 1000),
+            Err(TRUNCATED)
+        );
         let mut bad = gz.clone();
         let n = bad.len();
         bad[n - 5] ^= 1;

@@ -35,6 +35,7 @@ T.run('fetch.lua', function()
 	T.ok(not out:find('\r', 1, true), 'piped: no progress line')
 	local lines = {}
 	for line in out:gmatch('[^\n]+') do lines[#lines + 1] = line end
+	T.ok((table.remove(lines, 1) or ''):find('^status +bytes +mean +slowest +count +url$'), 'header line:\n' .. out)
 	T.eq(#lines, 4, 'a line per URL and the totals:\n' .. out)
 	local sizes = {#'you asked for /a\n', 100000, #'you asked for /close/c\n'}
 	for i, url in ipairs(urls) do
@@ -52,7 +53,7 @@ T.run('fetch.lua', function()
 	closed:close()
 	out, status = H.run(run .. ' examples/fetch.lua http://127.0.0.1:' .. port .. '/ ' .. base .. '/ok')
 	T.eq(status, 1, 'exit status with a failure')
-	T.ok(out:find('\nerror ', 1, true) == nil and out:find('^error '), 'error line first: ' .. out)
+	T.ok(out:find('^status[^\n]*\nerror '), 'error line first: ' .. out)
 	T.ok(out:find('(connection refused)', 1, true), 'error message shown')
 	T.ok(out:find('total: 2 fetches, 1 failed', 1, true), 'totals with a failure')
 	-- on a terminal (script(1) gives it one), a progress line is drawn and cleared
@@ -62,6 +63,38 @@ T.run('fetch.lua', function()
 	T.ok(out:find('total: 5 fetches, 0 failed', 1, true), 'terminal: totals')
 	_, status = H.run(run .. ' examples/fetch.lua -c x ' .. base .. ' 2>/dev/null')
 	T.eq(status, 2, 'bad option: usage')
+	-- a 404 is a fetch that worked; with -f it counts as a failure
+	local hostport = base:match('^http://(.*)$')
+	out, status = H.run(run .. ' examples/fetch.lua ' .. base .. '/bytes/99999999 ' .. hostport .. '/ok')
+	T.eq(status, 0, 'a 400 without -f: exit status 0\n' .. out)
+	T.ok(out:find('\n400 [^\n]* ' .. base:gsub('%p', '%%%0') .. '/bytes/99999999\n'), '400 shown: ' .. out)
+	T.ok(out:find(' http://' .. hostport:gsub('%p', '%%%0') .. '/ok\n'), 'scheme-less URL fetched as http: ' .. out)
+	out, status = H.run(run .. ' examples/fetch.lua -f ' .. base .. '/bytes/99999999 ' .. base .. '/ok')
+	T.eq(status, 1, 'a 400 with -f: exit status 1')
+	T.ok(out:find('total: 2 fetches, 1 failed', 1, true), '-f: counted as failed: ' .. out)
+	_, status = H.run(run .. ' examples/fetch.lua -f ' .. base .. '/ok')
+	T.eq(status, 0, '-f with every fetch fine: exit status 0')
+	-- -o DIR: the bodies saved, named after the URLs
+	local dir = H.tmpdir()
+	out, status = H.run(run .. ' examples/fetch.lua -n 3 -o ' .. dir .. ' ' .. base .. '/bytes/70000 '
+		.. base .. '/x/name ' .. base .. '/y/name ' .. base .. '/')
+	T.eq(status, 0, '-o: exit status\n' .. out)
+	local function slurp(name)
+		local f = io.open(dir .. '/' .. name, 'rb')
+		if not f then return nil end
+		local data = f:read('*a')
+		f:close()
+		return data
+	end
+	T.eq(#(slurp('70000') or ''), 70000, '-o: /bytes/70000 saved as 70000')
+	T.ok((slurp('70000') or ''):sub(1, 12) == '012345678901', '-o: its bytes')
+	T.eq(slurp('2-name'), 'you asked for /x/name\n', '-o: names that repeat get the URL number')
+	T.eq(slurp('3-name'), 'you asked for /y/name\n', '-o: the other one')
+	T.eq(slurp('index.html'), 'you asked for /\n', '-o: index.html for /')
+	T.eq(H.run('ls -A ' .. dir .. ' | wc -l'), '4\n', '-o: nothing else left in the directory')
+	_, status = H.run(run .. ' examples/fetch.lua -o ' .. dir .. '/missing/dir ' .. base .. '/a')
+	T.eq(status, 1, '-o into a missing directory: a failure')
+	H.rmdir(dir)
 end)
 
 T.run('luasocket_http.lua', function()
@@ -110,6 +143,37 @@ T.run('fetch.lua keeps connections alive', function()
 	T.ok(out:find('total: 20 fetches, 0 failed', 1, true), 'totals: ' .. out)
 	-- one connection for the 20 fetches, one for the stats request itself
 	T.eq(connections(), before + 2, 'one connection for 20 sequential fetches')
+end)
+
+T.run('http_server.lua and HTTP/1.0 keep-alive', function()
+	local hostport = base:match('^http://(.*)$')
+	local ip, port = hostport:match('^(.*):(%d+)$')
+	local skt = assert(loop.connect(ip, tonumber(port)))
+	skt:settimeout(10)
+	-- asked to keep the connection, it says it does, and does
+	for i = 1, 2 do
+		skt:send('GET /k' .. i .. ' HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n')
+		local status, fields = H.read_request(skt)
+		T.eq(status, 'HTTP/1.1 200 OK', 'HTTP/1.0 keep-alive: status ' .. i)
+		T.eq(fields and fields.connection, 'keep-alive', 'HTTP/1.0 keep-alive: answered ' .. i)
+		T.eq(skt:receive(tonumber(fields['content-length'])), 'you asked for /k' .. i .. '\n', 'body ' .. i)
+	end
+	-- not asked: it closes
+	skt:send('GET /k3 HTTP/1.0\r\n\r\n')
+	local status, fields = H.read_request(skt)
+	T.eq(fields and fields.connection, 'close', 'plain HTTP/1.0: Connection: close')
+	skt:receive(tonumber(fields['content-length']))
+	T.eq(select(2, skt:receive(1)), 'closed', 'and closed')
+	skt:close()
+	-- ab -k speaks HTTP/1.0 with Keep-Alive and waits for each response to end: it finishes
+	-- its count at once instead of waiting for the server's idle timeout (30 s)
+	local out, code = H.run('timeout 20 ab -k -n 2000 -c 8 ' .. base .. '/bytes/100 2>&1')
+	T.eq(code, 0, 'ab -k finished (exit status)\n' .. out)
+	T.ok(out:find('Complete requests:%s+2000\n'), 'ab: 2000 requests complete')
+	T.ok(out:find('Failed requests:%s+0\n'), 'ab: none failed (each response checked)')
+	T.ok(out:find('Non%-2xx responses') == nil, 'ab: all 2xx')
+	T.ok(out:find('Keep%-Alive requests:%s+2000\n'), 'ab: all kept alive')
+	T.ok(out:find('Document Length:%s+100 bytes'), 'ab: 100-byte bodies')
 end)
 
 H.stop(server)
