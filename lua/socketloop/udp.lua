@@ -8,7 +8,7 @@
 local core = require'socketloop.core'
 local A = require'socketloop.asocket'
 
-local WANTREAD, WANTWRITE = core.WANTREAD, core.WANTWRITE
+local WANTREAD, WANTWRITE, NEEDS_LOOKUP = core.WANTREAD, core.WANTWRITE, core.NEEDS_LOOKUP
 local READ, WRITE = 0, 1
 local ready, check, resolve = A.ready, A.check, A.resolve
 local isliteral = core.isliteral
@@ -22,31 +22,41 @@ local function would_block(err)
 	return err == WANTREAD or err == WANTWRITE or err == 'timeout'
 end
 
--- Calls method `name` of the wrapped socket until it does not say it would block in
--- direction `dir`, parking between calls; returns what it finally answered.
-local function retry(self, dir, name, ...)
+-- After method `name` of the wrapped socket answered nil, `err`, `why`: while `err` says
+-- it would block, parks until the socket is ready for `dir` and calls it again. Returns
+-- what it finally answered (misuse raised).
+local function retry(self, dir, err, why, name, a1, a2, a3)
 	local s = self.socket
-	local a, err, c = s[name](s, ...)
-	local started, how
-	while a == nil and would_block(err) do
+	local started, how, r1
+	local r3 = why
+	while would_block(err) do
 		how, started = ready(self, dir, started)
 		if how ~= true then return nil, how end
-		a, err, c = s[name](s, ...)
+		r1, err, r3 = s[name](s, a1, a2, a3)
+		if r1 ~= nil then return r1, err, r3 end
 	end
-	if a == nil then return check(nil, err, c) end
-	return a, err, c
+	return check(nil, err, r3)
 end
 
 function udp:receive(size)
-	return retry(self, READ, 'receive', size)
+	local s = self.socket
+	local data, err, why = s:receive(size)
+	if data then return data end
+	return retry(self, READ, err, why, 'receive', size)
 end
 
 function udp:receivefrom(size)
-	return retry(self, READ, 'receivefrom', size)
+	local s = self.socket
+	local data, ip, port = s:receivefrom(size)
+	if data then return data, ip, port end
+	return retry(self, READ, ip, port, 'receivefrom', size)
 end
 
 function udp:send(datagram)
-	return retry(self, WRITE, 'send', datagram)
+	local s = self.socket
+	local n, err, why = s:send(datagram)
+	if n then return n end
+	return retry(self, WRITE, err, why, 'send', datagram)
 end
 
 -- The addresses for `host` (a name is looked up), of the socket's family once it has one.
@@ -58,10 +68,23 @@ local function addresses(self, host)
 	return resolve(host, family)
 end
 
+-- `host` may be a name: ours answers NEEDS_LOOKUP for one, LuaSocket's would refuse it.
 function udp:sendto(datagram, host, port)
-	local addrs, err = addresses(self, host)
-	if not addrs then return nil, err end
-	return retry(self, WRITE, 'sendto', datagram, addrs[1], port)
+	local s = self.socket
+	local n, err, why
+	if self.ours then
+		n, err, why = s:sendto(datagram, host, port)
+		if n then return n end
+	end
+	if err == NEEDS_LOOKUP or not self.ours then
+		local addrs
+		addrs, err = addresses(self, host)
+		if not addrs then return nil, err end
+		host = addrs[1]
+		n, err, why = s:sendto(datagram, host, port)
+		if n then return n end
+	end
+	return retry(self, WRITE, err, why, 'sendto', datagram, host, port)
 end
 
 -- Calls method `name` with each address of `host` in turn until one works.

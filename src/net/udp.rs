@@ -257,8 +257,8 @@ pub struct UdpSocket {
     pending: Vec<(UdpOpt, UdpValue)>,
 }
 
-/// An error of an operation: the LuaSocket word, [`WANTREAD`] or [`WANTWRITE`].
-pub type Failure = String;
+/// An operation's error: the LuaSocket word, [`WANTREAD`] or [`WANTWRITE`].
+type Failure = String;
 
 impl UdpSocket {
     /// A socket of `family` (made at once, as LuaSocket's `udp4`/`udp6`), or of the family

@@ -287,6 +287,23 @@ mod tests {
     }
 
     #[test]
+    fn dropping_the_pool_ends_its_threads() {
+        let (_poll, mut r) = pool();
+        r.submit(1, Box::new(|| Ok(Vec::new()))).unwrap();
+        let shared = r.shared.clone();
+        assert_eq!(shared.lock().threads, 1);
+        drop(r);
+        let started = std::time::Instant::now();
+        while shared.lock().threads > 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "a thread stayed"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
     fn cancelled_lookups_are_dropped_and_the_pool_is_bounded() {
         let (mut poll, mut r) = pool();
         let (release, gate) = mpsc::channel::<()>();
