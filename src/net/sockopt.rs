@@ -68,13 +68,18 @@ fn flag(value: OptValue) -> bool {
 
 /// Sets the `IPPROTO_TCP`-level integer option `name` on `sock`.
 fn set_tcp_int(sock: &Socket, name: libc::c_int, value: u32) -> io::Result<()> {
+    set_int(sock, libc::IPPROTO_TCP, name, value)
+}
+
+/// Sets the integer option `level`/`name` on `sock` (values past `c_int` are capped).
+pub fn set_int(sock: &Socket, level: libc::c_int, name: libc::c_int, value: u32) -> io::Result<()> {
     let value = libc::c_int::try_from(value).unwrap_or(libc::c_int::MAX);
     // SAFETY: setsockopt on a descriptor `sock` owns, with a pointer to a c_int and its
     // size, as the option expects.
     let rc = unsafe {
         libc::setsockopt(
             sock.as_raw_fd(),
-            libc::IPPROTO_TCP,
+            level,
             name,
             (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,

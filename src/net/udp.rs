@@ -9,6 +9,7 @@
 
 use crate::net::errors::message;
 use crate::net::resolve::Family;
+use crate::net::sockopt::set_int;
 use crate::net::tcp::{WANTREAD, WANTWRITE};
 use crate::rt::reactor::{SharedReactor, WriteReports};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -205,25 +206,6 @@ fn get_option(sock: &Socket, opt: UdpOpt) -> io::Result<UdpValue> {
         | UdpOpt::AddMembership6
         | UdpOpt::DropMembership6 => return Err(invalid("option can only be set")),
     })
-}
-
-fn set_int(sock: &Socket, level: libc::c_int, name: libc::c_int, value: u32) -> io::Result<()> {
-    let value = libc::c_int::try_from(value).unwrap_or(libc::c_int::MAX);
-    // SAFETY: setsockopt on a descriptor `sock` owns, with a c_int and its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
 }
 
 fn get_int(sock: &Socket, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
