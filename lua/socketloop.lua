@@ -33,6 +33,15 @@ loop.every = sync.every
 loop.cancel = sync.cancel
 loop.timeout = sync.timeout
 loop.join = S.join
+loop.onsignal = sync.onsignal
+loop.shutdown = sync.shutdown
+loop.shuttingdown = sync.shuttingdown
+
+-- Which worker this process is (socketloop --workers N), and how many there are: 1, 1
+-- outside worker mode.
+function loop.worker()
+	return S.worker_index or 1, S.worker_count or 1
+end
 
 -- Sets the handler of errors raised in loop threads: fn(err, traceback, thread).
 -- nil restores the default (print to stderr). Returns the previous handler.
@@ -147,6 +156,10 @@ function loop.newserver(ip, port, handler)
 	end
 	local server = A.wrap(core.tcp())
 	server:setoption('reuseaddr', true)
+	if S.worker_count then
+		-- --workers: every worker listens on the port, and the kernel spreads connections.
+		server:setoption('reuseport', true)
+	end
 	local ok, err = server:bind(ip or '*', port or 0)
 	if ok then
 		ok, err = server:listen(SERVER_BACKLOG)
@@ -155,9 +168,11 @@ function loop.newserver(ip, port, handler)
 		server:close()
 		return nil, err
 	end
-	S.newthread(A.accept_loop, server, function(client)
+	local function on_client(client)
 		S.newthread(serve, handler, client)
-	end)
+	end
+	A.listeners[server] = on_client
+	S.newthread(A.accept_loop, server, on_client)
 	return server
 end
 

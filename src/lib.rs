@@ -27,15 +27,18 @@ use mlua::{Function, Lua, Table, Value};
 extern "C" {}
 
 /// Creates a loop in `lua` and returns the `socketloop` module table. With
-/// `catch_signals`, SIGINT and SIGTERM stop the loop (the runner's choice; a host
-/// program that loads the module keeps its own signal handling).
+/// `catch_signals`, the loop catches SIGINT and SIGTERM (the runner's choice: see its
+/// main.lua for what they do; a host program that loads the module keeps its own signal
+/// handling, and scripts catch signals with `loop.onsignal`).
 pub fn open(lua: &Lua, catch_signals: bool) -> mlua::Result<Table> {
     let reactor = crate::rt::reactor::Reactor::shared().map_err(mlua::Error::external)?;
     if catch_signals {
-        reactor
-            .borrow_mut()
-            .catch_signals(&[libc::SIGINT, libc::SIGTERM])
-            .map_err(mlua::Error::external)?;
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            reactor
+                .borrow_mut()
+                .catch_signal(signal, true)
+                .map_err(mlua::Error::external)?;
+        }
     }
     let core = crate::lua::core_table::core_table(lua, &reactor)?;
     let private = crate::lua::core_table::private_table(lua, &reactor)?;

@@ -561,6 +561,17 @@ function asocket:bind(host, port)
 	return nil, err
 end
 
+-- Listening asockets (weak keys) -> the function newserver hands their connections to,
+-- or true: what a shutdown closes.
+A.listeners = setmetatable({}, {__mode = 'k'})
+local listen = asocket.listen
+
+function asocket:listen(backlog)
+	local ok, err = listen(self, backlog)
+	if ok and not A.listeners[self] then A.listeners[self] = true end
+	return ok, err
+end
+
 -- A foreign socket may have methods of its own (LuaSocket's setpeername, getfamily...):
 -- those are looked up on it. Fields an asocket does not have stay nil.
 foreign = {__tostring = asocket.__tostring}

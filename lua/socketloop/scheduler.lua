@@ -661,6 +661,8 @@ end
 -- main chunk (S.main_chunk) last, since its start() stands for the outermost one, which
 -- under stock luajit would be running the loop. The others wait until the loop goes idle
 -- (or stops) again: the thread resumed may well give it more to do.
+local deliver_signals
+
 local function run_idle()
 	local k = 1
 	while k < nidle and idle[k] == S.main_chunk do k = k + 1 end
@@ -707,6 +709,31 @@ function S.waiting()
 	return npending > 0 or rhead <= rtail or nstarting > 0 or nidle > 0 or nwaiting() > 0
 end
 
+-- Signals: loop.onsignal's handlers (signal number -> fn), and what the runner does
+-- with a signal no handler takes (number -> fn). Either runs in a new loop thread. A
+-- signal with neither that the runner catches (SIGINT, SIGTERM) stops the loop: S.signal
+-- says which.
+S.sighandlers = {}
+S.sigdefaults = {}
+S.signames = {}
+for name, n in pairs(core.SIGNALS) do S.signames[n] = name end
+
+local band, lshift = require'bit'.band, require'bit'.lshift
+
+function deliver_signals(mask)
+	for n = 1, 31 do
+		if band(mask, lshift(1, n)) ~= 0 then
+			local handler = S.sighandlers[n] or S.sigdefaults[n]
+			if handler then
+				S.newthread(handler, S.signames[n] or n)
+			elseif n == core.SIGNALS.INT or n == core.SIGNALS.TERM then
+				S.signal = n
+				S.halt()
+			end
+		end
+	end
+end
+
 function S.step(timeout)
 	check_seconds('step', 1, timeout, true)
 	if nstarting > 0 then
@@ -734,7 +761,7 @@ function S.step(timeout)
 	end
 	-- A thread woken here may call step: its poll gets a key list of its own.
 	local list = stepping and {} or ready
-	local nready, nexpired, signal = poll(wait, list)
+	local nready, nexpired, signals = poll(wait, list)
 	if not nready then
 		error('socketloop: poll failed: ' .. tostring(nexpired), 2)
 	end
@@ -747,9 +774,8 @@ function S.step(timeout)
 		wake(list[i], 'timeout')
 	end
 	stepping = outer
-	if signal then
-		S.signal = signal
-		S.halt()
+	if signals then
+		deliver_signals(signals)
 	end
 	if first then
 		run_idle_due()

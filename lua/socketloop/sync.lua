@@ -399,4 +399,99 @@ function M.timeout(limit, fn, ...)
 	return unpack(r, 2, r.n)
 end
 
+---------------------------------------------------------------------------------------
+-- Signals and shutdown.
+
+local core = require'socketloop.core'
+local A = require'socketloop.asocket'
+
+function M.onsignal(name, fn)
+	local n = core.SIGNALS[name]
+	if not n then
+		error("bad argument #1 to 'onsignal' ('INT', 'TERM', 'HUP', 'USR1' or 'USR2' expected, got "
+			.. tostring(name) .. ')', 2)
+	end
+	if fn ~= nil and type(fn) ~= 'function' then
+		error("bad argument #2 to 'onsignal' (function expected, got " .. type(fn) .. ')', 2)
+	end
+	if fn then
+		local ok, err = core.catchsignal(n)
+		if not ok then error("'onsignal' cannot catch SIG" .. name .. ': ' .. tostring(err), 2) end
+	end
+	local previous = S.sighandlers[n]
+	S.sighandlers[n] = fn
+	return previous
+end
+
+local shutting_down = false
+
+function M.shuttingdown()
+	return shutting_down
+end
+
+-- Closes every listening socket. A newserver's connections that the kernel completed
+-- already (its backlog) are accepted first and served: their clients saw them
+-- accepted. After this, new connections are refused.
+local function close_listeners()
+	local list = {}
+	for s, on_client in pairs(A.listeners) do list[#list + 1] = {s, on_client} end
+	for _, l in ipairs(list) do
+		local s, on_client = l[1], l[2]
+		A.listeners[s] = nil
+		if type(on_client) == 'function' then
+			local raw = s.socket
+			while true do
+				local client = raw:accept()
+				if type(client) ~= 'userdata' and type(client) ~= 'table' then break end
+				on_client(A.wrap(client))
+			end
+		end
+		s:close()
+	end
+end
+
+local DEFAULT_GRACE = 10
+
+-- The shutdown itself, in the running loop thread; `closed()`, if given, is called once
+-- the listening sockets are closed.
+local function shutdown_here(grace, closed)
+	local me = S.current()
+	shutting_down = true
+	close_listeners()
+	if closed then closed() end
+	M.cancel_timers()
+	local drained = M.event()
+	S.draining = function()
+		if S.busy_threads(me) <= 0 then drained:set() end
+	end
+	S.draining()
+	local done = drained:wait(grace)
+	S.draining = nil
+	if done then return true, 0 end
+	local n = 0
+	for _, co in ipairs(S.unended(me)) do
+		if S.cancel(co, 'cancelled') then n = n + 1 end
+	end
+	S.sleep(0) -- one turn for the cancelled threads to clean up
+	return false, n
+end
+
+-- Closes every listening socket, lets the other threads run for up to `grace` seconds
+-- (default 10) and cancels those still running then. True if every thread ended in
+-- time; else false and how many were cancelled. `closed` is for the runner (see
+-- shutdown_here).
+function M.shutdown(grace, closed)
+	if grace == nil then
+		grace = DEFAULT_GRACE
+	else
+		grace = seconds('shutdown', 1, grace)
+	end
+	if S.current() then return shutdown_here(grace, closed) end
+	-- Outside a loop thread: the shutdown runs in one, and the loop until it is over.
+	local t = S.newthread(shutdown_here, grace, closed)
+	while coroutine.status(t) ~= 'dead' and S.step() do end
+	local _, done, n = S.join(t, 0)
+	return done, n
+end
+
 return M

@@ -21,6 +21,9 @@
 //! - `fastpath() -> receive, send, reactor, result, codes`: the FFI fast path
 //!   ([`crate::lua::tcp_ffi`]); handed out once.
 //! - `settimer(key, seconds)`, `settimer_at(key, time)`: a plain timer (a negative key).
+//! - `SIGNALS`: signal names (`'INT'`, `'TERM'`, `'HUP'`, `'USR1'`, `'USR2'`) to numbers;
+//!   `catchsignal(n) -> true | nil, err`: the poll reports signal n from now on;
+//!   `armsignals()`: a clean stop began, a second SIGINT/SIGTERM (runner) ends the process.
 
 use crate::lua::reply::MISUSE;
 use crate::lua::scheduler::push_parking_maker;
@@ -151,6 +154,8 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
         )?,
     )?;
 
+    register_signals(lua, &core, reactor)?;
+
     let r = reactor.clone();
     core.set(
         "stats",
@@ -199,4 +204,37 @@ fn fast_path(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Function> {
             Value::Table(codes),
         ]))
     })
+}
+
+/// `core.SIGNALS`, `core.catchsignal` and `core.armsignals`.
+fn register_signals(lua: &Lua, core: &Table, reactor: &SharedReactor) -> mlua::Result<()> {
+    let names = lua.create_table()?;
+    for (name, number) in [
+        ("INT", libc::SIGINT),
+        ("TERM", libc::SIGTERM),
+        ("HUP", libc::SIGHUP),
+        ("USR1", libc::SIGUSR1),
+        ("USR2", libc::SIGUSR2),
+    ] {
+        names.set(name, number)?;
+    }
+    core.set("SIGNALS", names)?;
+    let r = reactor.clone();
+    core.set(
+        "catchsignal",
+        lua.create_function(move |lua, signal: i32| {
+            Ok(match r.borrow_mut().catch_signal(signal, false) {
+                Ok(()) => (Value::Boolean(true), Value::Nil),
+                Err(e) => (Value::Nil, Value::String(lua.create_string(message(&e))?)),
+            })
+        })?,
+    )?;
+    let r = reactor.clone();
+    core.set(
+        "armsignals",
+        lua.create_function(move |_, ()| {
+            r.borrow().arm_signals();
+            Ok(())
+        })?,
+    )
 }

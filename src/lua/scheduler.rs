@@ -10,7 +10,7 @@
 //!   at once `nil` in a thread that is not a loop thread (the caller then blocks in
 //!   poll(2)), `'closed'` for a key whose registration is not live, and `'busy'` when
 //!   another thread already waits on the key.
-//! - `poll(timeout, keys) -> nready, nexpired, signal`: waits for the reactor and resumes
+//! - `poll(timeout, keys) -> nready, nexpired, signals`: waits for the reactor and resumes
 //!   the threads parked here on the keys it reports; the other keys (plain timers, whose
 //!   threads the Lua side parks) go into `keys[1..]`, ready ones first. `nil, message` if
 //!   epoll fails.
@@ -333,7 +333,8 @@ unsafe fn take_waiter(parking: *mut Parking, key: usize) -> Option<*mut lua_Stat
     Some(co)
 }
 
-/// `poll(timeout, keys) -> nready, nexpired, signal`; see the module documentation.
+/// `poll(timeout, keys) -> nready, nexpired, signals`; see the module documentation
+/// (`signals`: nil, or a mask with bit n set for each signal n caught).
 unsafe extern "C-unwind" fn poll(state: *mut lua_State) -> c_int {
     let st = Stack::new(state);
     if !st.is_table(2) {
@@ -361,10 +362,10 @@ unsafe extern "C-unwind" fn poll(state: *mut lua_State) -> c_int {
         Ok((
             std::mem::take(&mut found.ready),
             std::mem::take(&mut found.expired),
-            found.signal,
+            found.signals,
         ))
     });
-    let (ready, expired, signal) = match polled {
+    let (ready, expired, signals) = match polled {
         Ok(Ok(found)) => found,
         Ok(Err(why)) => return Reply::Fail(Cow::Owned(why)).push(&st),
         Err(panic) => return Reply::Internal(panic).push(&st),
@@ -381,9 +382,9 @@ unsafe extern "C-unwind" fn poll(state: *mut lua_State) -> c_int {
     }
     st.push_int(nready as i64);
     st.push_int(nexpired as i64);
-    match signal {
-        Some(signal) => st.push_int(signal as i64),
-        None => st.push_nil(),
+    match signals {
+        0 => st.push_nil(),
+        mask => st.push_int(mask as i64),
     }
     3
 }

@@ -81,8 +81,8 @@ pub struct PollResult {
     pub ready: Vec<i64>,
     /// Keys whose timeout passed.
     pub expired: Vec<i64>,
-    /// A signal the reactor was asked to catch arrived (its number).
-    pub signal: Option<i32>,
+    /// The signals the reactor was asked to catch that arrived (bit n: signal n).
+    pub signals: u32,
 }
 
 /// The poll loop state; see the module documentation.
@@ -301,7 +301,7 @@ impl Reactor {
     pub fn poll(&mut self, timeout: Option<Duration>, out: &mut PollResult) -> io::Result<()> {
         out.ready.clear();
         out.expired.clear();
-        out.signal = None;
+        out.signals = 0;
         for token in self.retired.drain(..) {
             self.sources.remove(token);
         }
@@ -314,7 +314,7 @@ impl Reactor {
         }
         for event in self.events.iter() {
             if event.token() == SIGNAL_TOKEN {
-                out.signal = self.signals.as_ref().and_then(|s| s.take());
+                out.signals = self.signals.as_ref().map_or(0, |s| s.take());
                 continue;
             }
             if event.token() == RESOLVER_TOKEN {
@@ -462,16 +462,31 @@ impl Reactor {
             .unwrap_or_default()
     }
 
-    /// Wakes the poll when one of `signals` arrives; [`PollResult::signal`] names it.
-    pub fn catch_signals(&mut self, signals: &[i32]) -> io::Result<()> {
-        let pipe = crate::rt::signals::SignalPipe::new(signals)?;
-        self.poll.registry().register(
-            &mut SourceFd(&pipe.fd()),
-            SIGNAL_TOKEN,
-            Interest::READABLE,
-        )?;
-        self.signals = Some(pipe);
-        Ok(())
+    /// Wakes the poll when `signal` arrives; [`PollResult::signals`] says which came.
+    /// With `second_exits`, one arriving after [`Reactor::arm_signals`] ends the process
+    /// at once (see [`crate::rt::signals`]).
+    pub fn catch_signal(&mut self, signal: i32, second_exits: bool) -> io::Result<()> {
+        if self.signals.is_none() {
+            let pipe = crate::rt::signals::SignalPipe::new()?;
+            self.poll.registry().register(
+                &mut SourceFd(&pipe.fd()),
+                SIGNAL_TOKEN,
+                Interest::READABLE,
+            )?;
+            self.signals = Some(pipe);
+        }
+        match self.signals.as_mut() {
+            Some(pipe) => pipe.catch(signal, second_exits),
+            None => Ok(()),
+        }
+    }
+
+    /// A clean stop is under way: the next signal caught with `second_exits` ends the
+    /// process at once.
+    pub fn arm_signals(&self) {
+        if let Some(pipe) = &self.signals {
+            pipe.arm();
+        }
     }
 }
 

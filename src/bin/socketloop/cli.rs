@@ -28,6 +28,9 @@ pub struct Invocation {
     pub script: Option<Script>,
     /// Index in argv of the script (argv.len() when there is none): `arg[0]`.
     pub script_index: usize,
+    /// `--workers N`: the value, and the indices in argv of the option's words.
+    pub workers: Option<String>,
+    pub workers_words: Vec<usize>,
 }
 
 pub const USAGE: &str = "usage: socketloop [options]... [script [args]...]
@@ -37,6 +40,8 @@ Available options are:
   -j cmd    Perform LuaJIT control command.
   -O[opt]   Control LuaJIT optimizations.
   -v        Show version information.
+  --workers N|auto  Run N worker processes (auto: one per core), each running the
+                    script with its own loop; listening sockets get SO_REUSEPORT.
   --        Stop handling options.
   -         Execute stdin and stop handling options.";
 
@@ -52,6 +57,22 @@ pub fn parse(argv: &[String]) -> Result<Invocation, String> {
         if a == "--" {
             i += 1;
             break;
+        }
+        if a == "--workers" || a.starts_with("--workers=") {
+            let value = match a.strip_prefix("--workers=") {
+                Some(v) => v.to_string(),
+                None => {
+                    inv.workers_words.push(i);
+                    i += 1;
+                    argv.get(i)
+                        .cloned()
+                        .ok_or_else(|| "'--workers' needs argument".to_string())?
+                }
+            };
+            inv.workers_words.push(i);
+            inv.workers = Some(value);
+            i += 1;
+            continue;
         }
         if a == "-" {
             inv.script = Some(Script::Stdin);
@@ -116,6 +137,23 @@ mod tests {
         assert_eq!((inv.script, inv.script_index), (Some(Script::Stdin), 1));
         let inv = parse(&args("sl -- -odd.lua")).unwrap();
         assert_eq!(inv.script, Some(Script::File("-odd.lua".into())));
+    }
+
+    #[test]
+    fn workers_option() {
+        let inv = parse(&args("sl --workers 2 -e x=1 s.lua a")).unwrap();
+        assert_eq!(inv.workers.as_deref(), Some("2"));
+        assert_eq!(inv.workers_words, vec![1, 2]);
+        assert_eq!(inv.script, Some(Script::File("s.lua".into())));
+        let inv = parse(&args("sl --workers=auto s.lua")).unwrap();
+        assert_eq!(
+            (inv.workers.as_deref(), inv.workers_words),
+            (Some("auto"), vec![1])
+        );
+        assert_eq!(
+            parse(&args("sl --workers")),
+            Err("'--workers' needs argument".into())
+        );
     }
 
     #[test]

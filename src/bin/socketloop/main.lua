@@ -39,6 +39,31 @@ local function main(...)
 	end
 end
 
+-- SIGTERM: a graceful shutdown (loop.shutdown), after which the runner exits 0; a
+-- second SIGTERM or a SIGINT meanwhile ends the process at once. SIGINT alone stops
+-- the loop (exit status 130). loop.onsignal handlers take precedence.
+local core = require'socketloop.core'
+S.sigdefaults[core.SIGNALS.TERM] = function(name)
+	core.armsignals()
+	require'socketloop.sync'.shutdown(nil, function()
+		local who = S.worker_count and ('worker ' .. S.worker_index .. ': ') or ''
+		io.stderr:write(('socketloop: %sSIG%s: listening sockets closed, finishing what is under way\n')
+			:format(who, name))
+		io.stderr:flush()
+	end)
+	S.halt()
+end
+
+-- A worker (--workers) gets SIGTERM, SIGINT and SIGHUP from its supervisor, each meaning
+-- a graceful shutdown.
+if S.worker_count then
+	local graceful = S.sigdefaults[core.SIGNALS.TERM]
+	for _, name in ipairs{'INT', 'HUP'} do
+		core.catchsignal(core.SIGNALS[name])
+		S.sigdefaults[core.SIGNALS[name]] = graceful
+	end
+end
+
 local failure
 local function onerror(_, trace)
 	failure = trace

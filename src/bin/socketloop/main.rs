@@ -1,12 +1,15 @@
 //! The `socketloop` runner: LuaJIT with the loop built in.
 //!
 //! `socketloop script.lua [args]` runs the script's main chunk as a loop thread, then runs
-//! the loop until no thread waits on anything. Exit status: 0; 1 for an error in the main
-//! thread (its traceback goes to stderr) or a bad command line; 128 + n when signal n
-//! (SIGINT, SIGTERM) stopped the loop. C modules (Debian's LuaSocket, lua-cjson) load from
+//! the loop until no thread waits on anything. Exit status: 0 (also after the graceful
+//! shutdown SIGTERM starts); 1 for an error in the main thread (its traceback goes to
+//! stderr) or a bad command line; 128 + n when signal n stopped the loop (SIGINT, or a
+//! second SIGTERM or SIGINT during a graceful shutdown). `--workers N` runs N of them
+//! under a supervisor (workers.rs). C modules (Debian's LuaSocket, lua-cjson) load from
 //! the usual paths: the runner exports LuaJIT's C API to them (see build.rs).
 
 mod cli;
+mod workers;
 
 use cli::{Action, Invocation, Script};
 use mlua::{Function, Lua, Table, Value};
@@ -25,6 +28,7 @@ const MULTIARCH: &str = "aarch64-linux-gnu";
 const MULTIARCH: &str = "unknown";
 
 fn main() -> ExitCode {
+    let worker = workers::take_worker_env();
     let argv: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
@@ -35,7 +39,25 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match run(&argv, inv) {
+    if let (Some(value), None) = (&inv.workers, worker) {
+        let count = match workers::parse_count(value) {
+            Ok(count) => count,
+            Err(msg) => {
+                eprintln!("socketloop: {msg}");
+                return ExitCode::from(1);
+            }
+        };
+        if inv.script.is_none() {
+            eprintln!("socketloop: --workers needs a script");
+            return ExitCode::from(1);
+        }
+        let args: Vec<String> = (1..argv.len())
+            .filter(|i| !inv.workers_words.contains(i))
+            .map(|i| argv[i].clone())
+            .collect();
+        return ExitCode::from(workers::supervise(&args, count));
+    }
+    match run(&argv, inv, worker) {
         Ok(code) => ExitCode::from(code),
         Err(msg) => {
             eprintln!("socketloop: {msg}");
@@ -46,7 +68,7 @@ fn main() -> ExitCode {
 
 /// Runs the invocation in a fresh Lua state, closed afterwards (finalizers run, as when
 /// `luajit` exits).
-fn run(argv: &[String], inv: Invocation) -> Result<u8, String> {
+fn run(argv: &[String], inv: Invocation, worker: Option<(usize, usize)>) -> Result<u8, String> {
     // LuaJIT's own allocator, as `luajit` uses: mlua's (Rust's global allocator behind a
     // callback) took a fifth of the instructions of an allocation-heavy tango call.
     // SAFETY: plain C API calls on a state we own; the runner is LuaJIT's standalone
@@ -58,14 +80,19 @@ fn run(argv: &[String], inv: Invocation) -> Result<u8, String> {
     // SAFETY: as above; the Lua handle lives in the state's registry until lua_close.
     let result = unsafe {
         mlua::ffi::luaL_openlibs(state);
-        run_in(Lua::get_or_init_from_ptr(state), argv, inv)
+        run_in(Lua::get_or_init_from_ptr(state), argv, inv, worker)
     };
     // SAFETY: every value run_in made is dropped by now.
     unsafe { mlua::ffi::lua_close(state) };
     result
 }
 
-fn run_in(lua: &Lua, argv: &[String], mut inv: Invocation) -> Result<u8, String> {
+fn run_in(
+    lua: &Lua,
+    argv: &[String],
+    mut inv: Invocation,
+    worker: Option<(usize, usize)>,
+) -> Result<u8, String> {
     if inv.version {
         let v: String = lua.load("return jit.version").eval().map_err(lua_error)?;
         println!("socketloop {} ({v})", env!("CARGO_PKG_VERSION"));
@@ -86,6 +113,14 @@ fn run_in(lua: &Lua, argv: &[String], mut inv: Invocation) -> Result<u8, String>
     let package: Table = lua.globals().get("package").map_err(lua_error)?;
     let loaded: Table = package.get("loaded").map_err(lua_error)?;
     loaded.set("socketloop", loop_table).map_err(lua_error)?;
+    if let Some((index, count)) = worker {
+        let scheduler: Table = lua
+            .load("return require'socketloop.scheduler'")
+            .eval()
+            .map_err(lua_error)?;
+        scheduler.set("worker_index", index).map_err(lua_error)?;
+        scheduler.set("worker_count", count).map_err(lua_error)?;
+    }
     set_arg_table(lua, argv, inv.script_index).map_err(lua_error)?;
 
     let actions = compile_actions(lua, &inv.actions)?;
