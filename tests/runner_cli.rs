@@ -616,12 +616,18 @@ fn sigterm_stops_a_script_waiting_in_start() {
     // the script ends with loop.start(): the signal stops the runner, not just that call
     let ran = signalled_server(libc::SIGTERM, &["start"]);
     assert_eq!(ran.code(), Some(0), "{}", ran.dump());
-    assert_eq!(ran.stdout, "finalized\n", "the Lua state was closed");
+    assert_eq!(
+        ran.stdout, "finalized\n",
+        "halted, and the Lua state was closed"
+    );
 }
 
 #[test]
 fn sigterm_stops_a_thread_waiting_in_start() {
     let ran = signalled_server(libc::SIGTERM, &["thread-start"]);
     assert_eq!(ran.code(), Some(0), "{}", ran.dump());
-    assert_eq!(ran.stdout, "finalized\n", "the Lua state was closed");
+    assert_eq!(
+        ran.stdout, "finalized\n",
+        "halted, and the Lua state was closed"
+    );
 }

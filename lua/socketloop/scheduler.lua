@@ -747,7 +747,7 @@ function S.step(timeout)
 	end
 	if npending == 0 and nwaiting() == 0 then
 		if rhead <= rtail or nstarting > 0 then return true end
-		if nidle > 0 then
+		if nidle > 0 and not halting then
 			run_idle()
 			return S.waiting()
 		end
