@@ -422,6 +422,10 @@ local function unwait(e)
 	end
 end
 
+-- Entries taken from their lists, for the next parks (at most FREE_MAX kept).
+local free, nfree = {}, 0
+local FREE_MAX = 256
+
 -- Parks the running loop thread at the end of `wl` for up to `timeout` seconds (nil: no
 -- limit), handing over `value`; returns what wakes it: true, value or false, why.
 -- `fname` names the caller in the error raised outside a loop thread.
@@ -430,7 +434,15 @@ function S.park(wl, timeout, value, fname)
 	if not co or not inloop() then
 		error("'" .. fname .. "' would wait outside a loop thread (it would block forever)", 3)
 	end
-	local e = {co = co, v = value, wl = wl, key = false}
+	local e
+	if nfree > 0 then
+		e = free[nfree]
+		free[nfree] = nil
+		nfree = nfree - 1
+		e.co, e.v, e.wl = co, value, wl
+	else
+		e = {co = co, v = value, wl = wl, key = false}
+	end
 	local last = wl.last + 1
 	wl[last] = e
 	wl.last, wl.n = last, wl.n + 1
@@ -445,7 +457,8 @@ function S.park(wl, timeout, value, fname)
 	return yield()
 end
 
--- Takes the first entry of `wl` (nil if none): its thread no longer waits.
+-- Takes the first thread of `wl`, which no longer waits: the thread and the value it
+-- handed over; nil if none waits.
 local function take(wl)
 	local i = wl.first
 	while i <= wl.last do
@@ -456,7 +469,13 @@ local function take(wl)
 			wl.first, wl.n = i, wl.n - 1
 			unwait(e)
 			if wl.n == 0 then wl.first, wl.last, wl.dead = 1, 0, 0 end
-			return e
+			local co, v = e.co, e.v
+			if nfree < FREE_MAX then
+				e.co, e.v, e.wl, e.key = false, nil, false, false
+				nfree = nfree + 1
+				free[nfree] = e
+			end
+			return co, v
 		end
 		wl.dead = wl.dead - 1
 	end
@@ -465,18 +484,17 @@ local function take(wl)
 end
 S.take = take
 
--- Wakes the first thread of `wl` with (a, b); returns its entry, nil if none waits.
+-- Wakes the first thread of `wl` with (a, b); returns it, nil if none waits.
 function S.wakeone(wl, a, b)
-	local e = take(wl)
-	if e then schedule(e.co, a, b) end
-	return e
+	local co = take(wl)
+	if co then schedule(co, a, b) end
+	return co
 end
 
 -- Wakes every thread of `wl` with (a, b).
 function S.wakeall(wl, a, b)
 	while wl.n > 0 do
-		local e = take(wl)
-		schedule(e.co, a, b)
+		schedule(take(wl), a, b)
 	end
 end
 

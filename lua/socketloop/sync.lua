@@ -75,7 +75,7 @@ function Queue.push(self, v, timeout)
 	if v == nil then
 		error("bad argument #1 to 'push' (value expected, got nil)", 2)
 	end
-	timeout = seconds('push', 2, timeout, true)
+	if timeout ~= nil then timeout = seconds('push', 2, timeout) end
 	if q.closed then return nil, 'closed' end
 	if q.pops.n > 0 then
 		-- A pop waits, so the queue is empty: the item goes to it directly.
@@ -97,7 +97,7 @@ end
 
 function Queue.pop(self, timeout)
 	local q = state(self, Queue, 'pop')
-	timeout = seconds('pop', 1, timeout, true)
+	if timeout ~= nil then timeout = seconds('pop', 1, timeout) end
 	local head = q.head
 	if head <= q.tail then
 		local items = q.items
@@ -110,12 +110,12 @@ function Queue.pop(self, timeout)
 			q.head = head
 		end
 		-- The place freed goes to the first waiting push.
-		local e = q.pushes.n > 0 and take(q.pushes)
-		if e then
+		if q.pushes.n > 0 then
+			local co, pushed = take(q.pushes)
 			local tail = q.tail + 1
-			items[tail] = e.v
+			items[tail] = pushed
 			q.tail = tail
-			ready(e.co, true)
+			ready(co, true)
 		end
 		return v
 	end
@@ -219,10 +219,10 @@ function Lock.release(self)
 	if not l.holder or l.holder ~= caller() then
 		error("calling 'release' on a lock this thread does not hold", 2)
 	end
-	local e = take(l.waiters)
-	if e then
-		l.holder = e.co
-		ready(e.co, true)
+	local co = take(l.waiters)
+	if co then
+		l.holder = co
+		ready(co, true)
 	else
 		l.holder = false
 	end
