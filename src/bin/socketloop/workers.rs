@@ -143,7 +143,7 @@ pub fn supervise(args: &[String], count: usize) -> u8 {
         // Start the workers that are due.
         let now = Instant::now();
         for w in workers.iter_mut() {
-            if stopping || !w.restart_at.is_some_and(|at| at <= now) {
+            if stopping || w.restart_at.is_none_or(|at| at > now) {
                 continue;
             }
             w.restart_at = None;
