@@ -29,6 +29,8 @@
 #   OUT=benches/results/<timestamp>   where runs, logs and the tables go
 #   CHART=docs/performance.svg        the generated chart ("" = none)
 #   TARGETS=1            then run benches/targets.sh (rpc, tango, http, timers; 0 = skip)
+#   COORD=1              then benches/queue.sh (queue hand-offs; COPAS_PATH: copas 4 beside)
+#                        and benches/workers.sh (--workers 2 against 1; 0 = skip)
 #   UDP=1                then run benches/udp_bench.sh (UDP echo vs raw mio, lookups/s; 0 = skip)
 set -u
 cd "$(dirname "$0")/.."
@@ -191,5 +193,10 @@ fi
 if [ "${UDP:-1}" = 1 ]; then
   say "UDP echo and name lookups: benches/udp_bench.sh"
   REPS=$REPS SERVER_CPU=$SERVER_CPU LOADGEN_CPU=$LOADGEN_CPU "$ROOT/benches/udp_bench.sh" | tee "$OUT/udp.md"
+fi
+if [ "${COORD:-1}" = 1 ]; then
+  say "queue hand-offs and --workers scaling: benches/queue.sh, benches/workers.sh"
+  REPS=$REPS CPU=$SERVER_CPU "$ROOT/benches/queue.sh" | tee "$OUT/queue.md"
+  REPS=$REPS SERVER_CPUS=$SERVER_CPU LOADGEN_CPUS=$LOADGEN_CPU "$ROOT/benches/workers.sh" | tee "$OUT/workers.md"
 fi
 say "results, per-run details (detail.md) and logs: $OUT"
