@@ -86,3 +86,8 @@ fn socketloop_http(lua: &Lua) -> mlua::Result<Value> {
 fn socketloop_ltn12(lua: &Lua) -> mlua::Result<Value> {
     open_submodule(lua, "socketloop.ltn12")
 }
+
+#[mlua::lua_module]
+fn socketloop_httpserver(lua: &Lua) -> mlua::Result<Value> {
+    open_submodule(lua, "socketloop.httpserver")
+}
