@@ -155,6 +155,11 @@ end
 -- Response states.
 local FRESH, STREAMING, DONE = 0, 1, 2
 
+-- Where a response (or the next piece of a streamed one) is assembled before it is
+-- joined into one string to send. One for all connections: it is filled and joined
+-- with no wait in between, so no other thread sees it half full.
+local PARTS = {}
+
 local Response = {}
 Response.__index = Response
 
@@ -186,7 +191,12 @@ function Response:header(name, value)
 	end
 	if lname == 'content-type' then self.typed = true end
 	local n = self.nfields + 1
-	self.fields[n] = name .. ': ' .. value .. '\r\n'
+	local fields = self.fields
+	if not fields then
+		fields = {}
+		self.fields = fields
+	end
+	fields[n] = name .. ': ' .. value .. '\r\n'
 	self.nfields = n
 	return self
 end
@@ -194,7 +204,7 @@ end
 -- Appends the response head to the connection's parts (from index 1); returns the count.
 -- `length`: the Content-Length to send, or false for a chunked or close-delimited body.
 local function put_head(c, res, length)
-	local parts, status = c.parts, res.status
+	local parts, status = PARTS, res.status
 	parts[1] = status_line(status)
 	parts[2] = date_header()
 	local n = 2
@@ -235,14 +245,16 @@ local function put_head(c, res, length)
 	return n
 end
 
--- Sends parts[1..n] with one send; false when the connection failed. Lets go of the
--- body parts (from `body`), the only ones that may be big.
+-- Sends PARTS[1..n] with one send; false when the connection failed. Lets go of the
+-- body parts (from index `body`), the only ones that may be big, before the send may
+-- wait.
 local function send_parts(c, n, body)
-	local parts = c.parts
-	local ok = c.skt:send(concat(parts, '', 1, n))
+	local parts = PARTS
+	local data = concat(parts, '', 1, n)
 	if body then
 		for i = body, n do parts[i] = nil end
 	end
+	local ok = c.skt:send(data)
 	if not ok then
 		c.keepalive = false
 		c.broken = true
@@ -282,9 +294,9 @@ function Response:send(body)
 		from = n + 1
 		if bt == 'string' then
 			n = n + 1
-			c.parts[n] = body
+			PARTS[n] = body
 		elseif bt == 'table' then
-			for i = 1, #body do c.parts[n + i] = body[i] end
+			for i = 1, #body do PARTS[n + i] = body[i] end
 			n = n + #body
 		end
 	end
@@ -317,7 +329,7 @@ function Response:write(data)
 	end
 	local from = n + 1
 	if #data > 0 then
-		local parts = c.parts
+		local parts = PARTS
 		if c.minor == 1 then
 			parts[n + 1] = format('%x\r\n', #data)
 			parts[n + 2] = data
@@ -342,7 +354,7 @@ function Response:finish()
 	local c = self.conn
 	if c.broken then return nil, 'closed' end
 	if c.minor == 1 and not c.head_only and not bodiless(self.status) then
-		c.parts[1] = '0\r\n\r\n'
+		PARTS[1] = '0\r\n\r\n'
 		if not send_parts(c, 1) then return nil, 'closed' end
 	end
 	return true
@@ -530,7 +542,7 @@ end
 -- Reads a chunked body into req.body. Returns true, or a status.
 local function read_chunked(c, skt, req)
 	local o = c.opts
-	local pieces, total = c.pieces, 0
+	local pieces, total = {}, 0
 	local n = 0
 	while true do
 		local line, err = skt:receive('*l')
@@ -557,7 +569,6 @@ local function read_chunked(c, skt, req)
 		if size > o.max_head or nfields > o.max_fields then return 431 end
 	end
 	req.body = n == 1 and pieces[1] or concat(pieces, '', 1, n)
-	for i = 1, n do pieces[i] = nil end
 	return true
 end
 
@@ -623,7 +634,7 @@ local function serve(server, skt)
 	-- A backstop for each wait; the sweeper enforces the idle and request deadlines.
 	skt:settimeout(math.max(o.idle_timeout, o.request_timeout, o.send_timeout))
 	local c = {
-		server = server, skt = skt, opts = o, parts = {}, pieces = {},
+		server = server, skt = skt, opts = o,
 		minor = 1, keepalive = true, head_only = false, broken = false,
 		idle = true, deadline = math.huge,
 		type_line = 'Content-Type: ' .. o.default_type .. '\r\n',
@@ -635,7 +646,7 @@ local function serve(server, skt)
 		loop.resume(server.sweeper)
 	end
 	local req = setmetatable({headers = {}, socket = skt, body = '', server = server}, Request)
-	local res = setmetatable({conn = c, server = server, status = 200, fields = {}, nfields = 0,
+	local res = setmetatable({conn = c, server = server, status = 200, fields = false, nfields = 0,
 		typed = false, state = FRESH, close = false}, Response)
 	local handler = o.handler
 	while not server.closing do
