@@ -4,8 +4,9 @@
 usage: chart.py SUMMARY_JSON OUT_SVG
 
 Left: server CPU time per echoed line (us) at each connection count, per server.
-Right: RSS per idle connection (bytes) at the smallest idle count, with the
-2,000-byte target. Standard library only.
+Middle: RSS per idle connection (bytes) at the smallest idle count, with the
+1,000-byte target. Right (when benches/httpserver.sh ran): the HTTP server's CPU time
+per request beside nginx at each connection count. Standard library only.
 """
 import json
 import sys
@@ -34,7 +35,9 @@ def main():
     group_h = max(1, len(levels)) * bar + gap
     panel_w = 330
     height = top + len(servers) * group_h + 60
-    width = 2 * (left_label + panel_w) + 110
+    http = d.get('http')
+    panels = 3 if http else 2
+    width = panels * (left_label + panel_w) + 50 * panels + 10
     el = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
           f'<rect width="{width}" height="{height}" fill="white"/>',
@@ -44,13 +47,14 @@ def main():
     el.append(f'<text x="10" y="38" fill="#555">medians of {reps} run(s); server pinned to one core, '
               'load generator on another; 32-byte lines on 127.0.0.1</text>')
 
-    def panel(x0, title, values, unit, decimals, target=None, target_label=''):
-        # values: {server: [(label, value, color)]}
+    def panel(x0, title, values, unit, decimals, target=None, target_label='', rows=None):
+        # values: {server: [(label, value, color)]}; rows: the servers, in order
+        rows = rows or servers
         vmax = max([v for rows in values.values() for _, v, _ in rows if v is not None] + [target or 0])
         vmax = nice_max(vmax * 1.05)
         sx = panel_w / vmax
         el.append(f'<text x="{x0}" y="{top - 14}" font-weight="bold">{escape(title)}</text>')
-        for i, s in enumerate(servers):
+        for i, s in enumerate(rows):
             y = top + i * group_h
             weight = ' font-weight="bold"' if s == HIGHLIGHT else ''
             el.append(f'<text x="{x0 + left_label - 6}" y="{y + group_h / 2}" text-anchor="end"'
@@ -66,7 +70,7 @@ def main():
                           f'fill="{color}"/>')
                 el.append(f'<text x="{x0 + left_label + w + 4:.1f}" y="{yy + bar - 3}" font-size="10">'
                           f'{v:,.{decimals}f}</text>')
-        axis_y = top + len(servers) * group_h
+        axis_y = top + len(rows) * group_h
         el.append(f'<line x1="{x0 + left_label}" y1="{top - 4}" x2="{x0 + left_label}" y2="{axis_y}" '
                   'stroke="#333"/>')
         el.append(f'<line x1="{x0 + left_label}" y1="{axis_y}" x2="{x0 + left_label + panel_w}" '
@@ -101,7 +105,13 @@ def main():
             v = i['bytes_per_conn'] if i['ok_runs'] == i['runs'] else None
             mem[s] = [(f'{idle_n:,} held', v, '#e15759' if s == HIGHLIGHT else '#9c9c9c')]
         panel(10 + left_label + panel_w + 50, f'RSS per idle connection ({idle_n:,} held)', mem,
-              'bytes per connection', 0, target=2000, target_label='target 2,000')
+              'bytes per connection', 0, target=1000, target_label='target 1,000')
+    if http:
+        names = ['socketloop', 'nginx']
+        req = {s: [(f'{c:,} conns', http['cpu_us_per_req'][s].get(str(c)), COLORS[j % len(COLORS)])
+                   for j, c in enumerate(http['levels'])] for s in names}
+        panel(10 + 2 * (left_label + panel_w + 50), 'HTTP server: CPU time per request (wrk)', req,
+              'microseconds per request', 2, rows=names)
     el.append('</svg>')
     with open(dst, 'w') as f:
         f.write('\n'.join(el) + '\n')

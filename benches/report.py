@@ -50,7 +50,7 @@ def main():
     runs = parse(os.path.join(out, 'results.txt'))
     servers = []
     for r in runs:
-        if r['server'] not in servers:
+        if r['kind'] in ('echo', 'idle') and r['server'] not in servers:
             servers.append(r['server'])
     echo_levels = sorted({int(r['conns']) for r in runs if r['kind'] == 'echo'})
     idle_levels = sorted({int(r['conns']) for r in runs if r['kind'] == 'idle'})
@@ -101,6 +101,12 @@ def main():
             why = 'failed'
         return f'{why}; {served:,} served, {int(i["verified"] or 0):,} verified after the hold'
 
+    if not servers:
+        http_table(runs, summary)
+        with open(os.path.join(out, 'summary.json'), 'w') as f:
+            json.dump(summary, f, indent=1)
+        return
+
     small = idle_levels[0] if idle_levels else None
     big = idle_levels[-1] if len(idle_levels) > 1 else None
     cols = [f'CPU us/msg, {c:,} conn{"s" if c > 1 else ""} (vs raw)' for c in echo_levels]
@@ -121,6 +127,7 @@ def main():
     reps = summary['reps']
     print(f'\nMedians of {reps} run{"s" if reps != 1 else ""} each; CPU = server CPU time per echoed '
           f'line (us), ratio to the raw mio server in the same run.')
+    http_table(runs, summary)
 
     with open(os.path.join(out, 'detail.md'), 'w') as f:
         f.write('| server | conns | ok runs | msgs/s | p50 us | p99 us | server CPU % | server us/msg '
@@ -146,6 +153,48 @@ def main():
         summary['machine'] = open(machine).read().strip().splitlines()
     with open(os.path.join(out, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=1)
+
+
+def http_table(runs, summary):
+    """The HTTP server rows (benches/httpserver.sh): CPU per request, socketloop beside
+    nginx, at each connection count; the ratio of the medians and the median of the
+    per-repetition ratios (the two servers run back to back in each repetition)."""
+    http = [r for r in runs if r['kind'] == 'http']
+    if not http:
+        return
+    levels = sorted({int(r['conns']) for r in http})
+    good = [r for r in http if r.get('status') == 'ok']
+    med = {s: {str(c): median([r for r in good if r['server'] == s and int(r['conns']) == c],
+                              'server_us_per_req') for c in levels} for s in ('socketloop', 'nginx')}
+    pairs = {}
+    for c in levels:
+        ratios = []
+        for rep in sorted({r['rep'] for r in good}):
+            a = [num(r, 'server_us_per_req') for r in good
+                 if r['server'] == 'socketloop' and int(r['conns']) == c and r['rep'] == rep]
+            b = [num(r, 'server_us_per_req') for r in good
+                 if r['server'] == 'nginx' and int(r['conns']) == c and r['rep'] == rep]
+            if a and b and b[0]:
+                ratios.append(a[0] / b[0])
+        pairs[str(c)] = statistics.median(ratios) if ratios else None
+    summary['http'] = {'levels': levels, 'cpu_us_per_req': med, 'paired_ratio': pairs}
+    cols = ' | '.join(f'CPU us/req, {c:,} conns' for c in levels)
+    print(f'\n| http server: socketloop vs nginx (wrk -t1, keep-alive) | {cols} |')
+    print('|---|' + '---:|' * len(levels))
+    for s in ('socketloop', 'nginx'):
+        cells = []
+        for c in levels:
+            v, base = med[s][str(c)], med['nginx'][str(c)]
+            if v is None:
+                cells.append('failed')
+            elif s == 'socketloop' and base:
+                cells.append(f'{v:.2f} ({v / base:.2f}x nginx; paired {fmt(pairs[str(c)], 2)}x)')
+            else:
+                cells.append(f'{v:.2f}')
+        print(f'| {s} | {" | ".join(cells)} |')
+    reps = len({r['rep'] for r in http})
+    print(f'\nMedians of {reps} run{"s" if reps != 1 else ""}; CPU = server CPU time (user + system) per '
+          'request; "paired": the median of the per-repetition ratios. Goal: <= 0.8x nginx.')
 
 
 if __name__ == '__main__':

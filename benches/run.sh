@@ -14,20 +14,22 @@
 #
 # Knobs (environment):
 #   SKIP_INSTALL=1       do not apt-get the peers (luajit lua-socket lua-copas lua-luv
-#                        lua-cqueues lua-coxpcall)
+#                        lua-cqueues lua-coxpcall wrk nginx)
 #   SERVERS="raw socketloop luv cqueues select copas"
 #   LEVELS="1:20000 100:1000 1000:100"   echo runs, connections:messages per connection
 #   WARMUP_DIV=10        untimed echoes per connection first: messages/WARMUP_DIV (at least 1)
 #   SIZE=32              bytes per line, newline included
 #   REPS=5               repetitions of every run (this VM moves a run by 10-20%)
-#   IDLE="1000 10000"    idle-connection runs: open N, one echo each, hold, one more echo
-#                        each; N is capped by the hard fd limit ("" = none)
+#   IDLE="1000 19000"    idle-connection runs: open N, one echo each, hold, one more echo
+#                        each; N is capped by the hard fd limit less 100 ("" = none)
 #   HOLD=2               seconds the idle connections are held before the RSS sample
 #   TIMEOUT=60           seconds one load-generator run may take
 #   SERVER_CPU=0 LOADGEN_CPU=1
 #   PORT_BASE=23000      ports are taken from here up, skipping ones in use
 #   OUT=benches/results/<timestamp>   where runs, logs and the tables go
 #   CHART=docs/performance.svg        the generated chart ("" = none)
+#   HTTP=1               the HTTP server beside nginx (benches/httpserver.sh: wrk -t1 at
+#                        HTTP_CONNS="50 500", HTTP_SECS=5 s per run; 0 = skip)
 #   TARGETS=1            then run benches/targets.sh (rpc, tango, http, timers; 0 = skip)
 #   COORD=1              then benches/queue.sh (queue hand-offs; COPAS_PATH: copas 4 beside)
 #                        and benches/workers.sh (--workers 2 against 1; 0 = skip)
@@ -40,7 +42,7 @@ LEVELS=${LEVELS:-"1:20000 100:1000 1000:100"}
 WARMUP_DIV=${WARMUP_DIV:-10}
 SIZE=${SIZE:-32}
 REPS=${REPS:-5}
-IDLE=${IDLE-"1000 10000"}
+IDLE=${IDLE-"1000 19000"}
 HOLD=${HOLD:-2}
 TIMEOUT=${TIMEOUT:-60}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -61,7 +63,7 @@ say() { echo "[$(date +%T)] $*" | tee -a "$OUT/run.log" >&2; }
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then
   say "installing the peers from Debian (SKIP_INSTALL=1 skips this)"
   { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-      luajit lua-socket lua-copas lua-luv lua-cqueues lua-coxpcall; } >"$OUT/logs/apt.log" 2>&1 \
+      luajit lua-socket lua-copas lua-luv lua-cqueues lua-coxpcall wrk nginx; } >"$OUT/logs/apt.log" 2>&1 \
     || { say "apt-get failed, see $OUT/logs/apt.log"; exit 1; }
 fi
 
@@ -180,6 +182,12 @@ for rep in $(seq "$REPS"); do
     for s in $SERVERS; do run_one idle "$s" "$n" 0 "$rep"; done
   done
 done
+
+if [ "${HTTP:-1}" = 1 ]; then
+  say "the HTTP server beside nginx: benches/httpserver.sh"
+  SKIP_INSTALL=1 REPS=$REPS CONNS=${HTTP_CONNS:-"50 500"} SECS=${HTTP_SECS:-5} OUT=$OUT \
+    SERVER_CPU=$SERVER_CPU LOADGEN_CPU=$LOADGEN_CPU "$ROOT/benches/httpserver.sh" >/dev/null
+fi
 
 # ------------------------------------------------------------ table + chart
 python3 "$ROOT/benches/report.py" "$OUT" | tee "$OUT/table.md"
