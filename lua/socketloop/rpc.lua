@@ -16,6 +16,9 @@ local DEFAULT_ADDRESS, DEFAULT_PORT = 'localhost', 1999
 local DEFAULT_MAXSIZE = 16 * 1024 * 1024
 local DEFAULT_MAXDEPTH = 100
 local DEFAULT_MESSAGE_TIMEOUT = 60
+-- Bytes of answers and calls queued for a peer past which its connection's calls are not
+-- read until the peer takes them (docs/security.md).
+local DEFAULT_MAXQUEUED = 4 * 1024 * 1024
 local BACKLOG = 128
 
 rpc.DEFAULT_ADDRESS, rpc.DEFAULT_PORT = DEFAULT_ADDRESS, DEFAULT_PORT
@@ -30,6 +33,7 @@ local COMMON = {
 	bytecode = {policy.is_setting, "true, false or 'loopback'"},
 	maxsize = option.count,
 	maxdepth = option.count,
+	maxqueued = option.count,
 	message_timeout = option.positive,
 	onerror = option['function'],
 }
@@ -80,6 +84,7 @@ local function arguments(fname, allowed, ...)
 		exec = opts.exec == nil and 'loopback' or opts.exec,
 		bytecode = opts.bytecode == nil and 'loopback' or opts.bytecode,
 		message_timeout = opts.message_timeout or DEFAULT_MESSAGE_TIMEOUT,
+		maxqueued = opts.maxqueued or DEFAULT_MAXQUEUED,
 		onerror = opts.onerror or default_onerror,
 		codec = core.rpc_codec(opts.maxsize or DEFAULT_MAXSIZE, opts.maxdepth or DEFAULT_MAXDEPTH),
 	}

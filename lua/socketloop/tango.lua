@@ -153,7 +153,7 @@ function tango.client.connect(config)
 		skt:close()
 		return nil, err
 	end
-	wire.prepare(skt, maxsize)
+	wire.prepare(skt)
 	local conn = setmetatable({
 		skt = skt,
 		serialize = config.serialize or text.serialize,

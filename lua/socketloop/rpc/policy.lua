@@ -41,4 +41,17 @@ function P.is_setting(v)
 	return v == true or v == false or v == 'loopback'
 end
 
+-- How a value from or for a peer is named in an error message sent to it: strings and
+-- numbers as themselves (a string cut at 64 bytes), anything else by its type, never by
+-- tostring, which would hand out a heap address ("table: 0x...").
+function P.describe(v)
+	local t = type(v)
+	if t == 'string' then
+		return #v > 64 and v:sub(1, 64) .. '...' or v
+	elseif t == 'number' or t == 'boolean' or t == 'nil' then
+		return tostring(v)
+	end
+	return 'a ' .. t
+end
+
 return P

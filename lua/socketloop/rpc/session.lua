@@ -47,6 +47,8 @@ function M.new(skt, cfg)
 		queue = {first = 1, last = 0},  -- Conds of callers waiting for a number
 		serving = {},        -- sequence numbers of the peer's calls being run
 		out = {},            -- messages waiting for the writer
+		queued = 0,          -- bytes in `out` and in the send under way
+		drained = nil,       -- an event the reader waits on while `queued` is over the bound
 		writing = false,
 		closed = false,
 		chunks = {},         -- newexec code -> compiled function
@@ -76,6 +78,7 @@ local function shutdown(self, why, report)
 	local idle = self.workers
 	self.workers = {}
 	for i = 1, #idle do loop.resume(idle[i]) end -- nil: the worker ends
+	if self.drained then self.drained:set() end
 	report = report or (why ~= 'closed' and why)
 	if report and self.cfg.onerror then
 		self.cfg.onerror(report, self)
@@ -118,9 +121,12 @@ local function flush(self)
 		out = {}
 		self.out = out
 		local ok, err = self.skt:send(data)
+		self.queued = self.queued - #data
 		if not ok then
 			shutdown(self, 'closed', err ~= 'closed' and 'rpc: sending failed (' .. err .. ')')
 		end
+		local drained = self.drained
+		if drained and self.queued <= self.cfg.maxqueued then drained:set() end
 	end
 	self.writing = false
 end
@@ -131,6 +137,7 @@ end
 local function write(self, msg)
 	local out = self.out
 	out[#out + 1] = msg
+	self.queued = self.queued + #msg
 	if self.writing or self.holding then return end
 	flush(self)
 end
@@ -241,7 +248,7 @@ local function respond(self, seq, status, ...)
 	local codec = self.codec
 	local msg, why = codec:response(seq, status, ...)
 	if not msg and status == RAISED then
-		msg = codec:response(seq, RAISED, tostring((...)))
+		msg = codec:response(seq, RAISED, policy.describe((...)))
 	end
 	if not msg then
 		msg = codec:response(seq, UNSERIALIZABLE, why)
@@ -378,12 +385,32 @@ local function receive(self, n)
 	return skt:receive(n)
 end
 
+-- Back-pressure: while more than `maxqueued` bytes wait to go to the peer, the reader
+-- reads no more of its calls; a peer that does not take them within message_timeout is
+-- closed. Returns false once the session is closed.
+local function await_drain(self)
+	local cfg = self.cfg
+	if self.queued <= cfg.maxqueued then return true end
+	if #self.out > 0 and not self.writing then flush(self) end
+	if self.queued > cfg.maxqueued and not self.closed then
+		local drained = loop.event()
+		self.drained = drained
+		local ok = drained:wait(cfg.message_timeout)
+		self.drained = nil
+		if not ok and not self.closed then
+			shutdown(self, format('rpc: %d bytes queued for the peer were not taken within %g seconds',
+				self.queued, cfg.message_timeout))
+		end
+	end
+	return not self.closed
+end
+
 -- Reads messages until the session closes. Runs in the session's reader thread.
 function Session:run()
 	local skt, codec = self.skt, self.codec
 	local stalled = format('rpc: message incomplete after %g seconds without progress',
 		self.cfg.message_timeout)
-	while not self.closed do
+	while not self.closed and await_drain(self) do
 		local h, err, part = receive(self, HEADER_LEN)
 		if not h then
 			local mid = part ~= nil and part ~= ''

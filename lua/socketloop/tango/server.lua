@@ -8,6 +8,7 @@ local loop = require'socketloop'
 local text = require'socketloop.tango.text'
 local wire = require'socketloop.tango.wire'
 local shared = require'socketloop.rpc.server'
+local describe = require'socketloop.rpc.policy'.describe
 
 local find, sub, format = string.find, string.sub, string.format
 local maxn, unpack = table.maxn, unpack
@@ -16,6 +17,8 @@ local server = {}
 
 local DEFAULT_ADDRESS, DEFAULT_PORT = 'localhost', 12345
 local DEFAULT_MESSAGE_TIMEOUT = 60
+-- Refs one connection may hold at once (tango.ref_create without ref_release).
+local DEFAULT_MAXREFS = 10000
 local BACKLOG = 128
 -- Most arguments a request may carry (as rpc's value lists): unpack has to spread them.
 local MAX_VALUES = 4096
@@ -35,6 +38,7 @@ local KEYS = {
 	allow_public_globals = option.boolean,
 	maxsize = option.count,
 	maxdepth = option.count,
+	maxrefs = option.count,
 	message_timeout = option.positive,
 	onerror = option['function'],
 }
@@ -83,7 +87,11 @@ local function ref_create(conn, path, ...)
 	if type(obj) ~= 'table' and type(obj) ~= 'userdata' then
 		return {false, format("tango.ref_create: '%s' returned a %s, not a table or userdata", path, type(obj))}
 	end
+	if conn.live >= conn.cfg.maxrefs then
+		return {false, format('tango.ref_create: this connection holds %d refs, the limit (release some)', conn.live)}
+	end
 	conn.nrefs = conn.nrefs + 1
+	conn.live = conn.live + 1
 	local id = 'ref' .. conn.nrefs
 	conn.refs[id] = obj
 	return {true, id}
@@ -91,10 +99,10 @@ end
 
 local function ref_call(conn, id, method, ...)
 	local obj = conn.refs[id]
-	if obj == nil then return {false, 'tango.ref_call: invalid ref id ' .. tostring(id)} end
+	if obj == nil then return {false, 'tango.ref_call: invalid ref id ' .. describe(id)} end
 	local ok, m = pcall(index, obj, method)
 	if not ok or m == nil then
-		return {false, format("tango.ref_call: no method '%s'", tostring(method))}
+		return {false, format("tango.ref_call: no method '%s'", describe(method))}
 	end
 	return response(pcall(m, obj, ...))
 end
@@ -103,7 +111,10 @@ local BUILTINS = {
 	['tango.ref_create'] = ref_create,
 	['tango.ref_call'] = ref_call,
 	['tango.ref_release'] = function(conn, id)
-		conn.refs[id] = nil
+		if id ~= nil and conn.refs[id] ~= nil then
+			conn.refs[id] = nil
+			conn.live = conn.live - 1
+		end
 		return {true}
 	end,
 }
@@ -156,7 +167,7 @@ local function encode(cfg, resp)
 		return data
 	end
 	if resp[1] == false and type(resp[2]) ~= 'string' then
-		return encode(cfg, {false, tostring(resp[2])})
+		return encode(cfg, {false, describe(resp[2])})
 	end
 	ok, data = pcall(cfg.serialize, {false, why})
 	return ok and data or nil
@@ -164,11 +175,11 @@ end
 
 local function serve(srv, skt)
 	local cfg = srv.cfg
-	local conn = {cfg = cfg, functab = cfg.functab, refs = {}, nrefs = 0}
+	local conn = {cfg = cfg, functab = cfg.functab, refs = {}, nrefs = 0, live = 0}
 	local peer = skt:getpeername()
 	srv.open[skt] = true
 	skt:settimeout(cfg.message_timeout)
-	wire.prepare(skt, cfg.maxsize)
+	wire.prepare(skt)
 	local why
 	while true do
 		local data, err, protocol = wire.receive(skt, cfg.maxsize)
@@ -213,6 +224,7 @@ local function configure(fname, config)
 		read_access = config.read_access ~= false,
 		write_access = config.write_access ~= false,
 		maxsize = config.maxsize or wire.DEFAULT_MAXSIZE,
+		maxrefs = config.maxrefs or DEFAULT_MAXREFS,
 		message_timeout = config.message_timeout or DEFAULT_MESSAGE_TIMEOUT,
 		onerror = config.onerror or default_onerror,
 	}

@@ -5,13 +5,15 @@ local W = {}
 
 W.DEFAULT_MAXSIZE = 16 * 1024 * 1024
 -- Room the receive buffer needs beyond the payload limit: one read may bring up to 64 KiB
--- past what a pattern asked for, and the length line itself.
+-- past what a pattern asked for.
 local BUFFER_SLACK = 128 * 1024
+-- The longest length line: 10 digits. The receive limit is this while a length line is
+-- read, so a peer sending digits and never a newline is refused as the 11th byte arrives.
+W.MAX_LINE = 10
 
--- Sets the receive limit on `skt` that bounds a length line (a peer sending digits and
--- never a newline) without refusing any payload up to `maxsize`.
-function W.prepare(skt, maxsize)
-	skt:setoption('receive-limit', maxsize + BUFFER_SLACK)
+-- Sets the receive limit on `skt` for reading a length line.
+function W.prepare(skt)
+	skt:setoption('receive-limit', W.MAX_LINE)
 end
 
 -- Sends `data` as one message. Returns true or nil, err.
@@ -33,7 +35,7 @@ function W.receive(skt, maxsize)
 		if err == 'closed' then return nil, 'connection closed in the middle of a message', true end
 		return nil, err, true
 	end
-	if not line:find('^%d+$') or #line > 10 then
+	if not line:find('^%d+$') or #line > W.MAX_LINE then
 		return nil, 'malformed length line', true
 	end
 	local size = tonumber(line)
@@ -41,8 +43,10 @@ function W.receive(skt, maxsize)
 		return nil, ('message of %d bytes exceeds the limit of %d bytes'):format(size, maxsize), true
 	end
 	if size == 0 then return '' end
+	skt:setoption('receive-limit', maxsize + BUFFER_SLACK)
 	local data
 	data, err = skt:receive(size)
+	skt:setoption('receive-limit', W.MAX_LINE)
 	if not data then
 		if err == 'timeout' then
 			return nil, 'message incomplete (the payload stalled)', true
