@@ -625,6 +625,30 @@ local function on_handler_error(err)
 	return err
 end
 
+-- Closes the connections whose deadline has passed (idle too long, or too slow to send
+-- a request), and the idle ones once the loop is shutting down (loop.shutdown, or the
+-- runner's SIGTERM, closed the listening socket). Runs while the server has
+-- connections: a server without any has no thread, so it never holds up a shutdown.
+local close_server
+local function sweep(server)
+	local interval = math.min(0.25, server.opts.idle_timeout / 4, server.opts.request_timeout / 4)
+	local conns = server.conns
+	while next(conns) ~= nil do
+		loop.sleep(interval)
+		if not server.closing and loop.shuttingdown() then
+			close_server(server)
+		end
+		local t = mono_seconds()
+		for skt, c in pairs(conns) do
+			if c.deadline <= t then
+				server.timeouts = server.timeouts + 1
+				skt:close()
+			end
+		end
+	end
+	server.sweeper = false
+end
+
 -- Serves one connection: reads requests and answers them in order until either side
 -- closes, a limit or timeout is hit, or the server closes.
 local function serve(server, skt)
@@ -641,9 +665,8 @@ local function serve(server, skt)
 		server_line = o.server_name and ('Server: ' .. o.server_name .. '\r\n') or false,
 	}
 	server.conns[skt] = c
-	if server.sweeper_parked then
-		server.sweeper_parked = false
-		loop.resume(server.sweeper)
+	if not server.sweeper then
+		server.sweeper = loop.newthread(sweep, server)
 	end
 	local req = setmetatable({headers = {}, socket = skt, body = '', server = server}, Request)
 	local res = setmetatable({conn = c, server = server, status = 200, fields = false, nfields = 0,
@@ -679,31 +702,6 @@ end
 local Server = {}
 Server.__index = Server
 
--- Closes the connections whose deadline has passed: idle too long, or too slow to send
--- a request. Runs while the server has connections; parks (loop.suspend) when it has
--- none and ends once the server is closed and they are all gone.
-local function sweep(server)
-	local interval = math.min(0.25, server.opts.idle_timeout / 4, server.opts.request_timeout / 4)
-	local conns = server.conns
-	while true do
-		if next(conns) == nil then
-			if server.closing then break end
-			server.sweeper_parked = true
-			loop.suspend()
-		else
-			loop.sleep(interval)
-			local t = mono_seconds()
-			for skt, c in pairs(conns) do
-				if c.deadline <= t then
-					server.timeouts = server.timeouts + 1
-					skt:close()
-				end
-			end
-		end
-	end
-	server.sweeper = false
-end
-
 -- The address and port the server listens on.
 function Server:getsockname()
 	return self.socket:getsockname()
@@ -731,10 +729,6 @@ function Server:close(grace)
 	for skt, c in pairs(self.conns) do
 		if c.idle then skt:close() end
 	end
-	if self.sweeper_parked then
-		self.sweeper_parked = false
-		loop.resume(self.sweeper)
-	end
 	if grace and next(self.conns) then
 		local conns = self.conns
 		loop.newthread(function()
@@ -747,6 +741,7 @@ function Server:close(grace)
 	end
 	return 1
 end
+close_server = Server.close
 
 -- Starts a server: see the top of this file and docs/httpserver.md. Returns the server,
 -- or nil and an error message when it cannot listen.
@@ -755,12 +750,11 @@ function M.new(opts)
 	local server = setmetatable({
 		opts = o, connections = 0, requests = 0, timeouts = 0, closing = false,
 		conns = {},   -- socket -> its connection state, while open
-		sweeper = false, sweeper_parked = false,
+		sweeper = false,  -- the sweeping thread while there are connections
 	}, Server)
 	local socket, err = loop.newserver(o.host, o.port, function(skt) return serve(server, skt) end)
 	if not socket then return nil, err end
 	server.socket = socket
-	server.sweeper = loop.newthread(sweep, server)
 	return server
 end
 
