@@ -431,7 +431,8 @@ local FREE_MAX = 256
 -- `fname` names the caller in the error raised outside a loop thread.
 function S.park(wl, timeout, value, fname)
 	local co = running()
-	if not co or not inloop() then
+	-- S.thread is a loop thread: the C call is for the one the poll resumes.
+	if not co or (co ~= S.thread and not inloop()) then
 		error("'" .. fname .. "' would wait outside a loop thread (it would block forever)", 3)
 	end
 	local e
