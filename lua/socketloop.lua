@@ -43,6 +43,12 @@ function loop.worker()
 	return S.worker_index or 1, S.worker_count or 1
 end
 
+-- A TLS context from LuaSec-style parameters (docs/tls.md): ctx | nil, err.
+function loop.newtls(params)
+	local ctx, err = require'socketloop.tls'.context(params, 'newtls', 1, 'client', 2)
+	return ctx, err
+end
+
 -- Sets the handler of errors raised in loop threads: fn(err, traceback, thread).
 -- nil restores the default (print to stderr). Returns the previous handler.
 function loop.onerror(fn)
@@ -121,14 +127,50 @@ function loop.udp6(ip, port)
 	return new_udp('udp6', 'inet6', ip, port)
 end
 
+local CONNECT_OPTIONS = {tls = true, local_ip = true, local_port = true, timeout = true}
+
+-- Raises "bad argument #argn to 'fname'" at the caller of fname for an option table
+-- with a key not in `known`.
+local function check_options(options, known, fname, argn)
+	for k in pairs(options) do
+		if not known[k] then
+			error(("bad argument #%d to '%s' (unknown option '%s')"):format(argn, fname, tostring(k)), 3)
+		end
+	end
+end
+
+-- A timeout option: nil, or a number >= 0 (inf: none).
+local function check_timeout(t, fname, argn, what)
+	if t ~= nil and (type(t) ~= 'number' or t ~= t or t < 0) then
+		error(("bad argument #%d to '%s' (%s: non-negative number expected)"):format(argn, fname, what), 3)
+	end
+end
+
+-- connect(host, port [, local_ip [, local_port]]) or connect(host, port, options).
 function loop.connect(host, port, local_ip, local_port)
 	if type(host) ~= 'string' then
 		error("bad argument #1 to 'connect' (string expected, got " .. type(host) .. ')', 2)
 	end
-	local s, err = new_tcp(nil, local_ip, local_port)
+	local tls, ctx, timeout, err
+	if type(local_ip) == 'table' then
+		local options = local_ip
+		check_options(options, CONNECT_OPTIONS, 'connect', 3)
+		local_ip, local_port, tls, timeout = options.local_ip, options.local_port, options.tls, options.timeout
+		check_timeout(timeout, 'connect', 3, 'timeout')
+		if tls ~= nil then
+			ctx, err = require'socketloop.tls'.context(tls, 'connect', 3, 'client', 2)
+			if not ctx then return nil, err end
+		end
+	end
+	local s
+	s, err = new_tcp(nil, local_ip, local_port)
 	if not s then return nil, err end
+	if timeout and timeout < math.huge then s:settimeout(timeout) end
 	local ok
 	ok, err = s:connect(host, port)
+	if ok and ctx then
+		ok, err = s:starttls(ctx)
+	end
 	if not ok then
 		s:close()
 		return nil, err
@@ -150,10 +192,36 @@ local function serve(handler, client)
 	end
 end
 
-function loop.newserver(ip, port, handler)
+local SERVER_OPTIONS = {tls = true, handshake_timeout = true}
+
+-- An accepted client's TLS handshake, in its own thread, before `handler` runs.
+local function serve_tls(handler, client, ctx, timeout, stats)
+	if require'socketloop.tls'.accept(client, ctx, timeout, stats) then
+		return serve(handler, client)
+	end
+end
+
+function loop.newserver(ip, port, handler, options)
 	if type(handler) ~= 'function' then
 		error("bad argument #3 to 'newserver' (function expected, got " .. type(handler) .. ')', 2)
 	end
+	local ctx, handshake_timeout, err
+	if options ~= nil then
+		if type(options) ~= 'table' then
+			error("bad argument #4 to 'newserver' (table expected, got " .. type(options) .. ')', 2)
+		end
+		check_options(options, SERVER_OPTIONS, 'newserver', 4)
+		handshake_timeout = options.handshake_timeout
+		check_timeout(handshake_timeout, 'newserver', 4, 'handshake_timeout')
+		if options.tls ~= nil then
+			ctx, err = require'socketloop.tls'.context(options.tls, 'newserver', 4, 'server', 2)
+			if not ctx then return nil, err end
+			if ctx:mode() ~= 'server' then
+				error("bad argument #4 to 'newserver' (tls: a server context expected, got a client one)", 2)
+			end
+		end
+	end
+	handshake_timeout = handshake_timeout or require'socketloop.tls'.HANDSHAKE_TIMEOUT
 	local server = A.wrap(core.tcp())
 	server:setoption('reuseaddr', true)
 	if S.worker_count then
@@ -168,8 +236,18 @@ function loop.newserver(ip, port, handler)
 		server:close()
 		return nil, err
 	end
-	local function on_client(client)
-		S.newthread(serve, handler, client)
+	local on_client
+	if ctx then
+		-- server.tlsstats(): handshakes finished and failed (with the last failure's message).
+		local stats
+		stats, server.tlsstats = require'socketloop.tls'.newstats()
+		on_client = function(client)
+			S.newthread(serve_tls, handler, client, ctx, handshake_timeout, stats)
+		end
+	else
+		on_client = function(client)
+			S.newthread(serve, handler, client)
+		end
 	end
 	A.listeners[server] = on_client
 	S.newthread(A.accept_loop, server, on_client)

@@ -372,9 +372,14 @@ end
 
 function asocket:connect(host, port)
 	if type(host) == 'string' and valid_port(port) and not core.isliteral(host) then
-		return connect_name(self, host, port)
+		local ok, err = connect_name(self, host, port)
+		-- The name starttls verifies when it is given none (connect_name connected to
+		-- one of its addresses).
+		self.host = host
+		return ok, err
 	end
 	local s = self.socket
+	self.host = host
 	local ok, err = check(s:connect(host, port))
 	if not self.ours and not self.connecting then
 		-- LuaSocket may have made a new descriptor, even one with the number of a closed
@@ -400,6 +405,42 @@ function asocket:connect(host, port)
 	end
 	self.connecting = nil
 	return 1
+end
+
+local tls -- socketloop.tls, loaded by the first starttls
+
+-- Runs a TLS handshake on the connected socket (client or server by the context's mode),
+-- parking like receive and send, under the socket's timeouts. From then on the socket's
+-- methods work on the decrypted stream.
+function asocket:starttls(params, server_name)
+	if server_name ~= nil and type(server_name) ~= 'string' then
+		error("bad argument #2 to 'starttls' (string expected, got " .. type(server_name) .. ')', 2)
+	end
+	if not self.ours then
+		error("calling 'starttls' on bad self (TLS runs on socketloop sockets; wrap a LuaSec "
+			.. "socket with loop.wrap and call_async instead)", 2)
+	end
+	tls = tls or require'socketloop.tls'
+	local ctx, err = tls.context(params, 'starttls', 1, nil, 2)
+	if not ctx then return nil, err end
+	local s = self.socket
+	local ok
+	ok, err = check(s:starttls(ctx:id(), server_name, self.host))
+	if not ok then return nil, err end
+	local started, how
+	while true do
+		ok, err = s:handshake()
+		if ok then return true end
+		if err ~= WANTREAD and err ~= WANTWRITE then return nil, err end
+		how, started = ready(self, err == WANTREAD and READ or WRITE, started)
+		if how ~= true then return nil, how end
+	end
+end
+
+-- The TLS session's parameters (docs/tls.md), or nil before starttls.
+function asocket:tlsinfo()
+	if not self.ours then return nil end
+	return self.socket:tlsinfo()
 end
 
 function asocket:close()

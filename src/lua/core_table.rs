@@ -11,6 +11,8 @@
 //! - `lookup`, `lookup_blocking`, `isliteral`: name lookups ([`crate::lua::resolve`]).
 //! - `udp([family]) -> socket`, `isudp(v)`: UDP sockets ([`crate::lua::udp`]).
 //! - `race`: Happy Eyeballs connects ([`crate::lua::connect_race`]).
+//! - `newtls(params, default_mode) -> ctx | nil, err, misuse`, `istlsctx(v)`: TLS
+//!   contexts ([`crate::lua::tls`]).
 //! - the codecs' functions (HTTP heads, rpc, tango text).
 //!
 //! The private half goes only to the modules that build the scheduler and the sockets
@@ -122,6 +124,7 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
     crate::lua::resolve::register(lua, &core, reactor)?;
     crate::lua::connect_race::register(lua, &core, reactor)?;
     crate::lua::udp::register(lua, &core, reactor)?;
+    crate::lua::tls::register(lua, &core)?;
 
     let r = reactor.clone();
     core.set(

@@ -9,5 +9,6 @@ pub mod scheduler;
 pub mod stack;
 pub mod tcp;
 pub mod tcp_ffi;
+pub mod tls;
 pub mod udp;
 pub mod watch;

@@ -66,7 +66,7 @@ unsafe fn push_socket_metatable(st: &Stack) {
     st.push_table();
     let mt = st.count();
     st.push_table();
-    for &(name, f) in METHODS {
+    for &(name, f) in METHODS.iter().chain(crate::lua::tls::SOCKET_METHODS) {
         st.push_copy(mt);
         push_function(st, f, 1);
         st.set_field(name);
@@ -108,7 +108,11 @@ fn is_socket(st: &Stack) -> bool {
 ///
 /// # Safety
 /// `state` is the state of a C function call whose arguments have all been read.
-unsafe fn on_socket(st: &Stack, fname: &str, work: impl FnOnce(&mut TcpSocket) -> Reply) -> Ret {
+pub(crate) unsafe fn on_socket(
+    st: &Stack,
+    fname: &str,
+    work: impl FnOnce(&mut TcpSocket) -> Reply,
+) -> Ret {
     let reply = if is_socket(st) {
         // SAFETY: a userdata with the socket metatable was made by push_socket and is on
         // the stack for the whole call; no other reference to its socket is live (every

@@ -6,4 +6,5 @@ pub mod errors;
 pub mod resolve;
 pub mod sockopt;
 pub mod tcp;
+pub mod tls;
 pub mod udp;

@@ -13,6 +13,7 @@ use crate::net::buffer::{self, Pattern, RecvBuffer, Verdict};
 use crate::net::errors::{message, Failure, Outcome};
 use crate::net::resolve::{resolve, Family};
 use crate::net::sockopt::{self, OptValue, SockOpt};
+use crate::net::tls::{Step, TlsSession};
 use crate::rt::reactor::{SharedReactor, WriteReports};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::borrow::Cow;
@@ -128,6 +129,8 @@ pub struct TcpSocket {
     /// [`TcpSocket::set_home`]), recorded as the owner of every token it registers: the
     /// FFI fast path dereferences a socket only at the address its token's owner names.
     home: usize,
+    /// After `starttls`: every read and write goes through the TLS session.
+    tls: Option<Box<TlsSession>>,
 }
 
 impl TcpSocket {
@@ -147,6 +150,7 @@ impl TcpSocket {
             sent: 0,
             born: Instant::now(),
             home: 0,
+            tls: None,
         }
     }
 
@@ -292,7 +296,7 @@ impl TcpSocket {
                 (State::Connected, Some(sock)) => sock.as_raw_fd(),
                 _ => return self.fail_with_partial(out, "closed", pattern, prefix),
             };
-            if !self.may_read() {
+            if !self.may_read() && !self.tls_holds_data() {
                 return out.would_block();
             }
             let scratch = if D::LENDS { &LENT_SCRATCH } else { &SCRATCH };
@@ -323,19 +327,13 @@ impl TcpSocket {
         pattern: Pattern,
         prefix: &[u8],
     ) -> Option<D::Out> {
-        let n = match read_some(fd, scratch) {
+        let n = match self.read_stream(fd, scratch) {
             Ok(0) => {
                 self.eof = true;
                 return None;
             }
-            Ok(n) => {
-                if n < scratch.len() {
-                    self.mark_drained();
-                }
-                n
-            }
+            Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.mark_drained();
                 return Some(out.would_block());
             }
             Err(e) => {
@@ -400,6 +398,34 @@ impl TcpSocket {
         all
     }
 
+    /// Whether the TLS session holds decrypted bytes (which no socket event announces).
+    fn tls_holds_data(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.buffered() > 0)
+    }
+
+    /// Reads the stream (decrypted, after `starttls`) into `buf`, as recv(2), noting in
+    /// the reactor when the kernel had no more.
+    fn read_stream(&mut self, fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+        let (got, drained) = match self.tls.as_mut() {
+            Some(tls) => {
+                let got = tls.read(fd, buf);
+                (got, tls.drained())
+            }
+            None => {
+                let got = read_some(fd, buf);
+                let drained = match &got {
+                    Ok(n) => *n < buf.len(),
+                    Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+                };
+                (got, drained)
+            }
+        };
+        if drained {
+            self.mark_drained();
+        }
+        got
+    }
+
     /// False when a read would only say EAGAIN (see `Reactor::is_readable`): saves a
     /// system call per message on request/response traffic.
     fn may_read(&self) -> bool {
@@ -451,6 +477,10 @@ impl TcpSocket {
             (State::Closed, _) => return Sent::Failed(Cow::Borrowed("closed"), done),
             _ => return Sent::NotConnected,
         };
+        if self.tls.is_some() {
+            let fd = sock.as_raw_fd();
+            return self.send_tls(fd, bytes, done, end);
+        }
         while done < end {
             // MSG_NOSIGNAL: a dead peer is an error to return, not a SIGPIPE that kills a
             // host process which (unlike the runner) does not ignore the signal.
@@ -468,6 +498,73 @@ impl TcpSocket {
             }
         }
         Sent::All(done)
+    }
+
+    /// send_range over TLS: what rustls took counts as sent, as what the kernel took does.
+    fn send_tls(&mut self, fd: RawFd, bytes: &[u8], mut done: usize, end: usize) -> Sent {
+        let Some(tls) = self.tls.as_mut() else {
+            return Sent::NotConnected;
+        };
+        loop {
+            match tls.flush(fd) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.mark_full();
+                    return Sent::WouldBlock(done);
+                }
+                Err(e) => return Sent::Failed(Cow::Owned(message(&e)), done),
+            }
+            if done >= end {
+                return Sent::All(done);
+            }
+            match tls.write(&bytes[done..end]) {
+                Ok(n) => {
+                    done += n;
+                    self.sent += n as u64;
+                }
+                Err(e) => return Sent::Failed(Cow::Owned(message(&e)), done),
+            }
+        }
+    }
+
+    /// Starts TLS on a connected socket: from now on its stream is `session`'s. Bytes
+    /// already received (and not yet handed out) are the first TLS records.
+    pub fn starttls(&mut self, mut session: TlsSession) -> Outcome<()> {
+        match (&self.state, self.sock.as_ref()) {
+            (State::Connected, Some(_)) => {}
+            (State::Closed, _) => return Err(Failure::io("closed")),
+            _ => return Err(Failure::misuse(0, "socket is not connected")),
+        }
+        if self.tls.is_some() {
+            return Err(Failure::io("TLS already started"));
+        }
+        if !self.rbuf.is_empty() {
+            session
+                .feed(self.rbuf.bytes())
+                .map_err(|e| Failure::Io(Cow::Owned(e)))?;
+            self.rbuf.clear();
+        }
+        self.tls = Some(Box::new(session));
+        Ok(())
+    }
+
+    /// Drives the handshake `starttls` began.
+    pub fn handshake(&mut self) -> Step {
+        let (Some(tls), Some(sock)) = (self.tls.as_mut(), self.sock.as_ref()) else {
+            return Step::Failed("closed".to_string());
+        };
+        let step = tls.handshake(sock.as_raw_fd());
+        match step {
+            Step::WantRead => self.mark_drained(),
+            Step::WantWrite => self.mark_full(),
+            _ => {}
+        }
+        step
+    }
+
+    /// The TLS session, once `starttls` made one.
+    pub fn tls(&self) -> Option<&TlsSession> {
+        self.tls.as_deref()
     }
 
     /// LuaSocket's `accept()`: a new connected socket, or `'wantread'`.
@@ -650,6 +747,9 @@ impl TcpSocket {
 
     /// Closes the socket and frees its registration. Idempotent.
     pub fn close(&mut self) {
+        if let (Some(mut tls), Some(sock)) = (self.tls.take(), self.sock.as_ref()) {
+            tls.close_notify(sock.as_raw_fd());
+        }
         if let Some(token) = self.token.take() {
             if let Ok(mut reactor) = self.reactor.try_borrow_mut() {
                 reactor.remove_source(token);
@@ -665,6 +765,9 @@ impl TcpSocket {
         let Some(sock) = self.sock.as_ref() else {
             return Err(Failure::io("closed"));
         };
+        if let (Some(tls), Shutdown::Both | Shutdown::Write) = (self.tls.as_mut(), how) {
+            tls.close_notify(sock.as_raw_fd());
+        }
         Ok(sock.shutdown(how)?)
     }
 
@@ -736,6 +839,7 @@ impl TcpSocket {
         }
         self.rbuf.clear();
         self.eof = false;
+        self.tls = None;
         // Like a closed socket (until a descriptor is adopted), but the registration
         // stays for a later setfd.
         self.state = State::Closed;
@@ -775,12 +879,12 @@ impl TcpSocket {
 
     /// True when received bytes wait in the buffer (LuaSocket's `dirty`).
     pub fn dirty(&self) -> bool {
-        !self.rbuf.is_empty()
+        self.buffered() > 0
     }
 
     /// How many received bytes wait in the buffer.
     pub fn buffered(&self) -> usize {
-        self.rbuf.len()
+        self.rbuf.len() + self.tls.as_ref().map_or(0, |t| t.buffered())
     }
 
     /// `drain(prefix, pattern)`: what a receive that gives up hands back (see
