@@ -10,7 +10,7 @@
 #   FUZZ_TANGO    iterations of the Lua-driven tango loop (default 200000)
 #   FUZZ_SEED     seed of that loop (default 1)
 #
-# Targets: rpc_codec, http_head, recv_buffer, tango_text, http_chunked (cargo-fuzz/
+# Targets: rpc_codec, http_head, recv_buffer, tango_text, http_chunked, tls_input (cargo-fuzz/
 # libFuzzer, fuzz/fuzz_targets/; the last two run Lua decoders in LuaJIT with Lua line
 # coverage) and tango_loop (a Lua fuzz loop, tests/lua/fuzz_tango_text.lua, under the
 # runner with the JIT on; failing inputs go to fuzz/artifacts/tango_text.txt).
@@ -23,7 +23,7 @@ set -u
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-60}
 work=${FUZZ_WORK:-fuzz/target/corpus}
-targets=${*:-"rpc_codec http_head recv_buffer tango_text http_chunked tango_loop"}
+targets=${*:-"rpc_codec http_head recv_buffer tango_text http_chunked tls_input tango_loop"}
 export RUSTC_BOOTSTRAP=1
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz || exit 1
 status=0

@@ -18,6 +18,7 @@ local ltn12 = require'socketloop.ltn12'
 local U = require'socketloop.http.url'
 local P = require'socketloop.http.pool'
 local W = require'socketloop.http.wire'
+local TLS = require'socketloop.tls'
 local C = require'socketloop.http.cookies'
 
 local now = core.now
@@ -106,6 +107,20 @@ local function options(reqt, body, level)
 	end
 	check_field(reqt, 'redirect', reqt.redirect == nil or type(reqt.redirect) == 'boolean', 'boolean', level + 1)
 	check_field(reqt, 'keepalive', reqt.keepalive == nil or type(reqt.keepalive) == 'boolean', 'boolean', level + 1)
+	check_field(reqt, 'insecure', reqt.insecure == nil or type(reqt.insecure) == 'boolean', 'boolean', level + 1)
+	check_field(reqt, 'allow_downgrade', reqt.allow_downgrade == nil or type(reqt.allow_downgrade) == 'boolean',
+		'boolean', level + 1)
+	check_field(reqt, 'tls', reqt.tls == nil or TLS.is_tls(reqt.tls), 'TLS parameters or context', level + 1)
+	local tls
+	if reqt.tls ~= nil then
+		local err
+		tls, err = TLS.context(reqt.tls, 'request', 1, 'client', level + 1)
+		if not tls then misuse("field 'tls': " .. err, level + 1) end
+		if tls:mode() ~= 'client' then misuse("field 'tls': a client context expected", level + 1) end
+		if not tls:verifies() and not reqt.insecure then
+			misuse("field 'tls': verify = 'none' needs insecure = true", level + 1)
+		end
+	end
 	local maxredirects = reqt.maxredirects
 	check_field(reqt, 'maxredirects', maxredirects == nil or maxredirects == false
 		or type(maxredirects) == 'number', 'number or false', level + 1)
@@ -162,7 +177,29 @@ local function options(reqt, body, level)
 		cookies = reqt.cookies,
 		proxy = reqt.proxy,
 		proxytunnel = reqt.proxytunnel == true,
+		tls = tls,
+		insecure = reqt.insecure == true,
+		allow_downgrade = reqt.allow_downgrade == true,
 	}
+end
+
+-- The TLS contexts https requests use when they name none: verifying against the
+-- system's roots, and (insecure = true) not verifying. Made on first use.
+local default_tls = {}
+
+-- The TLS context of a request to `u` (nil for http), or nil, err.
+local function tls_context(o, u)
+	if u.scheme ~= 'https' then return nil end
+	if o.tls then return o.tls end
+	local which = o.insecure and 'insecure' or 'verify'
+	local ctx = default_tls[which]
+	if not ctx then
+		local err
+		ctx, err = loop.newtls{alpn = 'http/1.1', verify = o.insecure and 'none' or 'peer'}
+		if not ctx then return nil, err end
+		default_tls[which] = ctx
+	end
+	return ctx
 end
 
 -- Whether `host` is named by a no_proxy list: comma-separated names, each matching the
@@ -201,11 +238,11 @@ end
 -- hostheader=, proxyauth=, tunnel=}. Direct: the URL's server. Through a proxy: the
 -- proxy's address, with the absolute URL as the request target, or (https, or
 -- proxytunnel) a tunnel opened with CONNECT to `tunnel` ('host:port').
-local function route_for(o, u)
+local function route_via(o, u)
 	local hostheader = U.hostheader(u)
 	local proxy = proxy_url(o, u)
 	if not proxy then
-		return {key = u.host .. ':' .. u.port, host = u.host, port = u.port,
+		return {key = u.scheme .. '://' .. u.host .. ':' .. u.port, host = u.host, port = u.port,
 			target = U.target(u), hostheader = hostheader}
 	end
 	if not proxy:find('://', 1, true) then proxy = 'http://' .. proxy end
@@ -224,6 +261,22 @@ local function route_for(o, u)
 	end
 	return {key = 'proxy ' .. via .. ' ' .. (proxyauth or ''), host = p.host, port = p.port,
 		target = U.absolute_url(u), hostheader = hostheader, proxyauth = proxyauth}
+end
+
+-- route_via's route, with (https) the TLS context and the name it checks: TLS runs to
+-- the server itself, through the tunnel if there is one. Connections are shared only
+-- by requests with the same TLS context (a parameter table gets one, see socketloop.tls).
+local function route_for(o, u)
+	local route, err = route_via(o, u)
+	if not route then return nil, err end
+	if u.scheme == 'https' then
+		route.tls, err = tls_context(o, u)
+		if not route.tls then return nil, err end
+		-- The context's own server_name, if it has one, is the name checked.
+		route.server_name = not route.tls:server_name() and u.host or nil
+		route.key = route.key .. '#' .. route.tls:id()
+	end
+	return route
 end
 
 -- Asks the proxy on a new connection to open a tunnel to route.tunnel (CONNECT).
@@ -297,6 +350,19 @@ local function open(o, route, fresh)
 			return nil, err
 		end
 	end
+	if route.tls then
+		if not (A.is_asocket(sock) and sock.ours) then
+			sock:close()
+			return nil, 'https needs a socketloop socket (create= returned another kind)'
+		end
+		sock:settimeout(limit)
+		ok, err = sock:starttls(route.tls, route.server_name)
+		if not ok then
+			sock:close()
+			return nil, err
+		end
+		sock:settimeout(o.timeout)
+	end
 	return c
 end
 
@@ -341,9 +407,6 @@ end
 -- Returns the connection, code, headers, status line, minor version, repeated fields;
 -- or nil, err.
 local function exchange(o, st, u, method, body, source)
-	if u.scheme == 'https' then
-		return nil, 'https is not supported (no TLS yet): ' .. U.absolute_url(u)
-	end
 	local route, rerr = route_for(o, u)
 	if not route then return nil, rerr end
 	local h = request_headers(o, u, route, method, body, source)
@@ -441,6 +504,9 @@ local function run(o, st)
 		end
 		skip_body(o, st, c, code, kind, length, headers, minor)
 		if not nu then return nil, err end
+		if u.scheme == 'https' and nu.scheme == 'http' and not o.allow_downgrade then
+			return nil, 'redirect from https to http refused (allow_downgrade = true allows it): ' .. o.url
+		end
 		nredirects = nredirects + 1
 		if o.maxredirects and nredirects > o.maxredirects then
 			return nil, 'too many redirects'
@@ -519,9 +585,11 @@ function http.closeidle()
 end
 
 -- How many kept-alive connections are idle, in all and (given a host and port) to that
--- server.
-function http.idlecount(host, port)
-	return P.stats(host and (host:lower() .. ':' .. tostring(port or 80)))
+-- server, over `scheme` ('http' by default, or 'https').
+function http.idlecount(host, port, scheme)
+	scheme = scheme or 'http'
+	local default = scheme == 'https' and 443 or 80
+	return P.stats(host and (scheme .. '://' .. host:lower() .. ':' .. tostring(port or default)))
 end
 
 return http

@@ -43,9 +43,11 @@ local function with(extra)
 	for k, v in pairs(extra) do t[k] = v end
 	return t
 end
-local CLIENT_OPTIONS = with{timeout = option.seconds}
-local SERVER_OPTIONS = with{timeout = option.seconds, onlisten = option['function']}
-local MULTISERVER_OPTIONS = with{onconnect = option['function']}
+local CLIENT_OPTIONS = with{timeout = option.seconds, tls = option.tls}
+local SERVER_OPTIONS = with{timeout = option.seconds, onlisten = option['function'], tls = option.tls,
+	handshake_timeout = option.seconds}
+local MULTISERVER_OPTIONS = with{onconnect = option['function'], tls = option.tls,
+	handshake_timeout = option.seconds}
 
 local function default_onerror(err, session)
 	io.stderr:write('socketloop.rpc: ', tostring(session and session.peer or '?'), ': ',
@@ -99,9 +101,13 @@ end
 
 function rpc.newclient(...)
 	local address, port, cfg, opts = arguments('newclient', CLIENT_OPTIONS, ...)
+	local ctx, err = shared.context(opts.tls, 'newclient', 'client', 2)
+	if opts.tls and not ctx then return nil, err end
 	local skt = loop.tcp()
 	skt:settimeout(opts.timeout)
-	local ok, err = skt:connect(address, port)
+	local ok
+	ok, err = skt:connect(address, port)
+	if ok and ctx then ok, err = skt:starttls(ctx) end
 	if not ok then
 		skt:close()
 		return nil, err
@@ -117,7 +123,10 @@ end
 
 function rpc.newserver(...)
 	local address, port, cfg, opts = arguments('newserver', SERVER_OPTIONS, ...)
-	local listener, err = shared.listen('newserver', address, port, cfg.expose,
+	local ctx, err = shared.context(opts.tls, 'newserver', 'server', 2)
+	if opts.tls and not ctx then return nil, err end
+	local listener
+	listener, err = shared.listen('newserver', address, port, cfg.expose,
 		cfg.allow_public_globals, 1, 2)
 	if not listener then return nil, err end
 	if opts.onlisten then
@@ -132,6 +141,13 @@ function rpc.newserver(...)
 	client, err = listener:accept()
 	listener:close()
 	if not client then return nil, err end
+	if ctx then
+		local server = {tls = ctx, handshake_timeout = opts.handshake_timeout}
+		server.tlscount = require'socketloop.tls'.newstats()
+		if not shared.handshake(server, client) then
+			return nil, server.tlscount.last_error
+		end
+	end
 	return start(client, cfg)
 end
 
@@ -147,10 +163,14 @@ end
 
 function rpc.newserveronly(...)
 	local address, port, cfg, opts = arguments('newserveronly', MULTISERVER_OPTIONS, ...)
-	local listener, err = shared.listen('newserveronly', address, port, cfg.expose,
+	local ctx, err = shared.context(opts.tls, 'newserveronly', 'server', 2)
+	if opts.tls and not ctx then return nil, err end
+	local listener
+	listener, err = shared.listen('newserveronly', address, port, cfg.expose,
 		cfg.allow_public_globals, BACKLOG, 2)
 	if not listener then return nil, err end
-	return shared.start({cfg = cfg, onconnect = opts.onconnect}, listener, serve_client)
+	return shared.start({cfg = cfg, onconnect = opts.onconnect, tls = ctx,
+		handshake_timeout = opts.handshake_timeout}, listener, serve_client)
 end
 rpc.newmultiserver = rpc.newserveronly
 

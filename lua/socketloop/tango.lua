@@ -12,6 +12,7 @@ local loop = require'socketloop'
 local text = require'socketloop.tango.text'
 local wire = require'socketloop.tango.wire'
 local Cond = require'socketloop.rpc.cond'
+local tls = require'socketloop.tls'
 
 local maxn, unpack, format = table.maxn, unpack, string.format
 
@@ -29,6 +30,8 @@ local MAX_VALUES = 4096
 local KEYS = {
 	address = 'string', interface = 'string', port = 'number', timeout = 'number',
 	serialize = 'function', unserialize = 'function', maxsize = 'number', maxdepth = 'number',
+	-- tango 0.2's LuaSec parameters (or a context of ours): connect over TLS
+	sslparams = 'tls',
 }
 
 -- proxy -> {conn = connection, path = dotted path or nil for the root}
@@ -139,16 +142,27 @@ function tango.client.connect(config)
 		if not KEYS[k] then
 			error("bad argument #1 to 'connect' (unknown config key '" .. tostring(k) .. "')", 2)
 		end
-		if type(v) ~= KEYS[k] then
+		if KEYS[k] == 'tls' then
+			if not tls.is_tls(v) then
+				error("bad argument #1 to 'connect' (config key 'sslparams' must be TLS parameters or a context)", 2)
+			end
+		elseif type(v) ~= KEYS[k] then
 			error(format("bad argument #1 to 'connect' (config key '%s' must be a %s)", k, KEYS[k]), 2)
 		end
 	end
 	local maxsize = config.maxsize or wire.DEFAULT_MAXSIZE
 	local maxdepth = config.maxdepth
+	local ctx, err
+	if config.sslparams then
+		ctx, err = tls.context(config.sslparams, 'connect', 1, 'client', 2)
+		if not ctx then return nil, err end
+	end
 	local skt = loop.tcp()
 	skt:settimeout(config.timeout or DEFAULT_TIMEOUT)
-	local ok, err = skt:connect(config.address or config.interface or DEFAULT_ADDRESS,
+	local ok
+	ok, err = skt:connect(config.address or config.interface or DEFAULT_ADDRESS,
 		config.port or DEFAULT_PORT)
+	if ok and ctx then ok, err = skt:starttls(ctx) end
 	if not ok then
 		skt:close()
 		return nil, err

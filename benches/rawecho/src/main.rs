@@ -7,11 +7,16 @@
 //! buffer, so an idle connection costs the socket and a small slot.
 //!
 //! usage: rawecho PORT        (listens on 127.0.0.1:PORT)
+//!        rawecho --tls CERT KEY PORT  (the line echo over TLS, rustls: see tls.rs)
+//!        rawecho --tls-load PORT CAFILE MODE CONNS MSGS [SIZE WINDOW HOLD TIMEOUT PID]
+//!                            (the TLS load generator: MODE echo, handshakes or idle)
 //!        rawecho --udp PORT  (a UDP datagram echo on 127.0.0.1:PORT: each readable
 //!                             event, receive and send back until the kernel has no more)
 //!        rawecho --udp-load PORT COUNT WINDOW
 //!                            (the UDP load generator: COUNT datagrams of 32 bytes to
 //!                             127.0.0.1:PORT, WINDOW in flight; prints datagrams/s)
+
+mod tls;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -200,7 +205,28 @@ fn main() {
             std::process::exit(2)
         })
     };
+    let text = |i: usize| args.get(i).cloned().unwrap_or_default();
+    let num_or = |i: usize, default: f64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     match args.get(1).map(String::as_str) {
+        Some("--tls") => {
+            raise_nofile();
+            tls::serve(num(4) as u16, &text(2), &text(3))
+        }
+        Some("--tls-load") => {
+            raise_nofile();
+            return tls::load(&tls::LoadOpts {
+                port: num(2) as u16,
+                cafile: text(3),
+                mode: text(4),
+                conns: num(5) as usize,
+                msgs: num(6) as u32,
+                size: num_or(7, 32.0) as usize,
+                window: num_or(8, 100.0) as usize,
+                hold: num_or(9, 2.0),
+                timeout: num_or(10, 120.0),
+                server_pid: num_or(11, 0.0) as u32,
+            });
+        }
         Some("--udp") => udp_echo(num(2) as u16),
         Some("--udp-load") => return udp_load(num(2) as u16, num(3), num(4)),
         _ => {}

@@ -1,5 +1,6 @@
--- The keep-alive pool of socketloop.http: idle connections per host:port, shared by all
--- the requests and threads of the process (of the Lua state).
+-- The keep-alive pool of socketloop.http: idle connections per key ('scheme://host:port',
+-- and '#' and the TLS context's number for https), shared by all the requests and threads
+-- of the process (of the Lua state).
 --
 -- Nothing runs while a connection is idle: no thread watches it, so an idle pool never
 -- keeps the loop from ending. A connection is checked when it is taken back instead:
@@ -12,13 +13,19 @@ local now, waitfd = core.now, core.waitfd
 
 local P = {}
 
-local idle = {}  -- 'host:port' -> array of {sock, since}, oldest first
+local idle = {}  -- key -> array of {sock, since}, oldest first
 local count = 0  -- idle connections in all
 
 -- True when an idle connection still looks usable: nothing buffered, and poll(2) with
 -- no timeout says there is nothing to read (no data, no end of stream).
-local function usable(sock)
+local function usable(sock, tls)
 	if sock:dirty() then return false end
+	if tls then
+		-- The kernel may hold TLS records that carry no data (TLS 1.3 session tickets):
+		-- one receive takes them in; any data, or the end of the stream, is stale.
+		local data, err = sock.socket:receive(1)
+		return data == nil and err == core.WANTREAD
+	end
 	local fd = sock:getfd()
 	if not fd or fd < 0 then return false end
 	return not waitfd(fd, false, 0)
@@ -30,12 +37,13 @@ function P.take(key, idletimeout)
 	local list = idle[key]
 	if not list then return nil end
 	local t = now()
+	local tls = key:find('#', 1, true) ~= nil
 	while #list > 0 do
 		local entry = list[#list]
 		list[#list] = nil
 		count = count - 1
 		local sock = entry[1]
-		if t - entry[2] < idletimeout and usable(sock) then
+		if t - entry[2] < idletimeout and usable(sock, tls) then
 			if #list == 0 then idle[key] = nil end
 			return sock
 		end
@@ -76,10 +84,15 @@ function P.closeall()
 	count = 0
 end
 
--- How many connections are idle, in all and for `key` (when given).
+-- How many connections are idle, in all and for `key` (when given: its connections
+-- with any TLS context too).
 function P.stats(key)
-	local list = key and idle[key]
-	return count, list and #list or 0
+	if not key then return count, 0 end
+	local n = 0
+	for k, list in pairs(idle) do
+		if k == key or k:sub(1, #key + 1) == key .. '#' then n = n + #list end
+	end
+	return count, n
 end
 
 return P

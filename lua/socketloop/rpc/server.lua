@@ -24,6 +24,7 @@ M.option = {
 	table = {of_type('table'), 'a table'},
 	boolean = {of_type('boolean'), 'a boolean'},
 	['function'] = {of_type('function'), 'a function'},
+	tls = {function(v) return require'socketloop.tls'.is_tls(v) end, 'TLS parameters or a context'},
 }
 
 -- Checks the options table `opts` against `allowed` (name -> {check, what}). Returns
@@ -76,16 +77,43 @@ function Server:getsockname()
 	return self.listener:getsockname()
 end
 
+-- The TLS context for option `tls` (nil when not given) of `fname` in `mode`; raises
+-- misuse at `level` as error counts it from the caller of context; returns nil, err for
+-- a context that cannot be made.
+function M.context(tls, fname, mode, level)
+	if tls == nil then return nil end
+	return require'socketloop.tls'.context(tls, fname, 1, mode, level + 1)
+end
+
+-- The TLS handshake of a connection accepted by a server with `server.tls`, within
+-- `server.handshake_timeout`; counted in server.tlscount (see M.start). Returns whether
+-- it succeeded.
+function M.handshake(server, skt)
+	local tls = require'socketloop.tls'
+	return tls.accept(skt, server.tls, server.handshake_timeout or tls.HANDSHAKE_TIMEOUT, server.tlscount)
+end
+
 -- Makes `server` (a table of what serve needs) a server on `listener` and accepts in a
--- loop thread, calling serve(server, skt) in a new loop thread for each connection.
--- serve keeps what it must close with the server (anything with a close method) in the
--- set server.open while it runs. Returns the server.
+-- loop thread, calling serve(server, skt) in a new loop thread for each connection
+-- (after its TLS handshake when `server.tls` is a context: a client that fails it is
+-- closed and counted in server:tlsstats()). serve keeps what it must close with the
+-- server (anything with a close method) in the set server.open while it runs. Returns
+-- the server.
 function M.start(server, listener, serve)
 	server.listener = listener
 	server.open = {}
 	setmetatable(server, Server)
+	if server.tls then
+		server.tlscount, server.tlsstats = require'socketloop.tls'.newstats()
+	end
 	loop.newthread(A.accept_loop, listener, function(skt)
-		loop.newthread(serve, server, skt)
+		if server.tls then
+			loop.newthread(function()
+				if M.handshake(server, skt) then serve(server, skt) end
+			end)
+		else
+			loop.newthread(serve, server, skt)
+		end
 	end)
 	return server
 end

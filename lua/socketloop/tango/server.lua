@@ -41,6 +41,9 @@ local KEYS = {
 	maxrefs = option.count,
 	message_timeout = option.positive,
 	onerror = option['function'],
+	-- tango 0.2's LuaSec parameters (or a context of ours): serve over TLS
+	sslparams = option.tls,
+	handshake_timeout = option.seconds,
 }
 
 local function default_onerror(err, peer)
@@ -234,10 +237,13 @@ end
 -- Listens per `config` and serves from loop threads. Returns the server or nil, err.
 local function start(fname, config)
 	local cfg, raw = configure(fname, config)
-	local listener, err = shared.listen('tango.server.' .. fname, cfg.address, cfg.port,
+	local ctx, err = shared.context(raw.sslparams, 'tango.server.' .. fname, 'server', 3)
+	if raw.sslparams and not ctx then return nil, err end
+	local listener
+	listener, err = shared.listen('tango.server.' .. fname, cfg.address, cfg.port,
 		cfg.functab, raw.allow_public_globals, BACKLOG, 3)
 	if not listener then return nil, err end
-	return shared.start({cfg = cfg}, listener, serve)
+	return shared.start({cfg = cfg, tls = ctx, handshake_timeout = raw.handshake_timeout}, listener, serve)
 end
 
 -- tango.server.new{...} -> server | nil, err
