@@ -241,9 +241,11 @@ unsafe extern "C-unwind" fn wait(state: *mut lua_State) -> c_int {
     (*parking).count += 1;
     (*parking).just_parked = state;
     if let Some(seconds) = timeout {
-        if let Ok(mut reactor) = (*parking).reactor.try_borrow_mut() {
-            reactor.set_timer(key as i64, seconds);
-        }
+        let _ = guarded(|| {
+            if let Ok(mut reactor) = (*parking).reactor.try_borrow_mut() {
+                reactor.set_timer(key as i64, seconds);
+            }
+        });
     }
     yielded
 }

@@ -261,14 +261,16 @@ pub unsafe fn userdata_value<'a, T>(p: *mut c_void) -> Option<&'a mut T> {
     (*p.cast::<Option<T>>()).as_mut()
 }
 
-/// `__gc` for userdata made by [`push_userdata`]: drops the value, once.
+/// `__gc` for userdata made by [`push_userdata`]: drops the value, once. A panic in the
+/// drop is contained (the value is then leaked, never dropped twice).
 ///
 /// # Safety
 /// Only set as the `__gc` of a metatable whose userdata hold `Option<T>`.
 pub unsafe extern "C-unwind" fn drop_userdata<T>(state: *mut lua_State) -> c_int {
     let p = ffi::lua_touserdata(state, 1).cast::<Option<T>>();
     if !p.is_null() {
-        drop((*p).take());
+        let value = (*p).take();
+        let _ = crate::lua::reply::guarded(move || drop(value));
     }
     0
 }

@@ -99,13 +99,16 @@ pub fn enable(reactor: &SharedReactor) -> *const c_void {
 }
 
 /// The reactor at `reactor`, if the fast path was made for it and it is alive.
-fn known_reactor(reactor: *const RefCell<Reactor>) -> Option<SharedReactor> {
-    REACTORS.with(|list| {
-        let list = list.try_borrow().ok()?;
-        list.iter()
-            .find(|r| r.as_ptr() == reactor)
-            .and_then(|r| r.upgrade())
-    })
+fn known_reactor<'a>(reactor: *const RefCell<Reactor>) -> Option<&'a RefCell<Reactor>> {
+    let known = REACTORS.with(|list| {
+        list.try_borrow().is_ok_and(|list| {
+            list.iter()
+                .any(|r| r.as_ptr() == reactor && r.strong_count() > 0)
+        })
+    });
+    // SAFETY: the address of a reactor some Rc still holds; nothing can drop it while an
+    // entry runs, since no Lua runs meanwhile.
+    known.then(|| unsafe { &*reactor })
 }
 
 /// Our socket with wait token `token` whose userdata payload is at `home`, if it is one.
@@ -113,7 +116,7 @@ fn known_reactor(reactor: *const RefCell<Reactor>) -> Option<SharedReactor> {
 /// # Safety
 /// Only from an entry point, which calls no Lua while the socket is borrowed.
 unsafe fn socket_at<'a>(
-    reactor: &SharedReactor,
+    reactor: &RefCell<Reactor>,
     token: i64,
     home: *mut c_void,
 ) -> Option<&'a mut TcpSocket> {
@@ -223,7 +226,7 @@ pub unsafe extern "C" fn receive(
         let Some(reactor) = known_reactor(reactor) else {
             return SLOW;
         };
-        match socket_at(&reactor, token, home) {
+        match socket_at(reactor, token, home) {
             Some(sock) => sock.receive_into(pattern, &[], &mut Out(result)),
             None => SLOW,
         }
@@ -249,7 +252,7 @@ pub unsafe extern "C" fn send(
         let Some(reactor) = known_reactor(reactor) else {
             return SLOW;
         };
-        let Some(sock) = socket_at(&reactor, token, home) else {
+        let Some(sock) = socket_at(reactor, token, home) else {
             return SLOW;
         };
         let bytes = std::slice::from_raw_parts(data, len);

@@ -35,9 +35,14 @@ const EVENT_CAPACITY: usize = 1024;
 /// One registration: an optional descriptor and a timeout slot per direction.
 #[derive(Debug, Default)]
 struct Source {
+    /// The descriptor registered with epoll under this token, if any: Some exactly while
+    /// it is registered (attach registers it, detach and remove_source deregister it).
     fd: Option<RawFd>,
+    /// The timeout of the wait on each direction ([`READ`], [`WRITE`]).
     slots: [TimeoutSlot; 2],
-    /// Closed, waiting for the next poll before the token may be reused (see `poll`).
+    /// Closed, waiting for the next poll before the token may be reused (see `poll`);
+    /// its token is then in `Reactor::retired`, it has no descriptor and no owner, and
+    /// neither readiness nor timers are reported for it.
     retired: bool,
     /// The peer closed its side or the connection failed: a read will not block.
     read_closed: bool,
@@ -86,15 +91,27 @@ pub struct PollResult {
 }
 
 /// The poll loop state; see the module documentation.
+///
+/// Borrowed (through [`SharedReactor`]) only for Rust work that calls no Lua, so a
+/// finalizer that closes a socket can always borrow it.
 pub struct Reactor {
+    /// The epoll instance every source's descriptor is registered with.
     poll: Poll,
+    /// Where `poll` collects epoll's events; reused from poll to poll.
     events: Events,
+    /// The registrations, by token (slab index). A token is live while its source is
+    /// not `retired`; the slab entry is freed only at the start of the next poll.
     sources: Slab<Source>,
+    /// Tokens closed since the last poll, freed (and so reusable) when it starts.
     retired: Vec<usize>,
+    /// Deadlines of timed waits and plain timers, live or stale (see `expire`).
     timers: TimerHeap,
-    /// Heap entries that are some wait's current timeout (the rest are stale).
+    /// Heap entries that are some wait's current timeout (the rest are stale): the
+    /// plain timers not yet fired plus the slots whose `armed` is Some.
     live_timers: usize,
+    /// The loop's monotonic clock, which deadlines are measured on.
     clock: Clock,
+    /// The self-pipe of caught signals, registered under `SIGNAL_TOKEN`, if any.
     signals: Option<crate::rt::signals::SignalPipe>,
     /// The lookup pool, made by the first lookup; its threads end when it is dropped.
     resolver: Option<Resolver>,

@@ -8,14 +8,7 @@ local rpc = require'socketloop.rpc'
 local T = require'testlib'
 local N = require'testnet'
 
-local char, floor = string.char, math.floor
-local function u32(n)
-	return char(floor(n / 2^24) % 256, floor(n / 2^16) % 256, floor(n / 2^8) % 256, n % 256)
-end
-local function call(seq, name)
-	local payload = '\5' .. char(#name) .. name .. '\0'
-	return char(0, seq) .. u32(#payload) .. payload
-end
+local call = require'rpcwire'.call
 
 local MAXQUEUED, ANSWER = 64 * 1024, 10000
 

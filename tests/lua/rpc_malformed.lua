@@ -6,20 +6,11 @@ local rpc = require'socketloop.rpc'
 local T = require'testlib'
 local N = require'testnet'
 
-local char, floor = string.char, math.floor
+local W = require'rpcwire'
 
-local function u32(n)
-	return char(floor(n / 2^24) % 256, floor(n / 2^16) % 256, floor(n / 2^8) % 256, n % 256)
-end
-
--- Builds messages by hand, per docs/protocol.md.
-local function message(kind, seq, payload)
-	return char(kind, seq) .. u32(#payload) .. payload
-end
-local function str(s) -- a string value shorter than 128 bytes
-	return '\5' .. char(#s) .. s
-end
-local PING = message(0, 1, str('ping') .. '\0') -- call 'ping' with no arguments
+local char = string.char
+local u32, message, str = W.u32, W.message, W.str
+local PING = W.call(1, 'ping')
 
 -- Waits (bounded) until cond() holds: up to 1000 steps of 5 ms.
 local function wait_until(cond, what) return N.await(cond, what, 1000, 0.005) end
