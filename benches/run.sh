@@ -34,6 +34,8 @@
 #   COORD=1              then benches/queue.sh (queue hand-offs; COPAS_PATH: copas 4 beside)
 #                        and benches/workers.sh (--workers 2 against 1; 0 = skip)
 #   UDP=1                then run benches/udp_bench.sh (UDP echo vs raw mio, lookups/s; 0 = skip)
+#   TLS=1                then run benches/tls_bench.sh (TLS echo, handshakes, idle memory,
+#                        https GETs; 0 = skip)
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -201,6 +203,11 @@ fi
 if [ "${UDP:-1}" = 1 ]; then
   say "UDP echo and name lookups: benches/udp_bench.sh"
   REPS=$REPS SERVER_CPU=$SERVER_CPU LOADGEN_CPU=$LOADGEN_CPU "$ROOT/benches/udp_bench.sh" | tee "$OUT/udp.md"
+fi
+if [ "${TLS:-1}" = 1 ]; then
+  say "TLS echo, handshakes, idle connections, https: benches/tls_bench.sh"
+  REPS=$REPS SKIP_INSTALL=${SKIP_INSTALL:-0} SERVER_CPU=$SERVER_CPU LOADGEN_CPU=$LOADGEN_CPU \
+    OUT=$OUT/tls "$ROOT/benches/tls_bench.sh" | tee "$OUT/tls.md"
 fi
 if [ "${COORD:-1}" = 1 ]; then
   say "queue hand-offs and --workers scaling: benches/queue.sh, benches/workers.sh"

@@ -1,9 +1,10 @@
 -- A small keep-alive HTTP/1.1 server on socketloop.httpserver: the local server of the
 -- HTTP tests, examples and benchmarks.
 --
---   socketloop examples/http_server.lua [ip [port]]      (port 0: any free port)
+--   socketloop examples/http_server.lua [ip [port [cert key]]]   (port 0: any free port)
 --
--- prints "listening on http://IP:PORT/" and serves until it is killed. What it serves is
+-- prints "listening on http://IP:PORT/" (https:// with a certificate and key, PEM files:
+-- then it serves over TLS) and serves until it is killed. What it serves is
 -- the same on every run, so clients can check bodies byte for byte:
 --
 --   GET /bytes/N    N bytes (N up to 16 MiB): "0123456789" repeated, cut to N
@@ -55,18 +56,19 @@ local function handle(req, res)
 	return res:send('you asked for ' .. req.target .. '\n')
 end
 
-local function start(ip, port)
+local function start(ip, port, tls)
 	local server, err = httpserver.new{host = ip, port = port, handler = handle,
-		idle_timeout = IDLE, max_body = MAX_BODY}
+		idle_timeout = IDLE, max_body = MAX_BODY, tls = tls}
 	if not server then return nil, err end
 	return server, function() return server:stats() end
 end
 
 if arg and arg[0] and arg[0]:match('http_server%.lua$') then
 	local ip, port = arg[1] or '127.0.0.1', tonumber(arg[2] or '8080')
-	local server = assert(start(ip, port))
+	local tls = arg[3] and {mode = 'server', certificate = arg[3], key = arg[4]}
+	local server = assert(start(ip, port, tls))
 	local _, bound = server:getsockname()
-	io.stdout:write(('listening on http://%s:%d/\n'):format(ip, bound))
+	io.stdout:write(('listening on %s://%s:%d/\n'):format(tls and 'https' or 'http', ip, bound))
 	io.stdout:flush()
 	loop.start()
 	return

@@ -147,6 +147,13 @@ local function check_options(opts)
 		end
 		o[name] = v
 	end
+	-- tls: TLS parameters or a context (docs/tls.md): serve https.
+	if opts.tls ~= nil then
+		if not require'socketloop.tls'.is_tls(opts.tls) then
+			option_error('tls', 'TLS parameters or context', type(opts.tls))
+		end
+		o.tls = opts.tls
+	end
 	return o
 end
 
@@ -752,7 +759,8 @@ function M.new(opts)
 		conns = {},   -- socket -> its connection state, while open
 		sweeper = false,  -- the sweeping thread while there are connections
 	}, Server)
-	local socket, err = loop.newserver(o.host, o.port, function(skt) return serve(server, skt) end)
+	local socket, err = loop.newserver(o.host, o.port, function(skt) return serve(server, skt) end,
+		o.tls and {tls = o.tls} or nil)
 	if not socket then return nil, err end
 	server.socket = socket
 	return server

@@ -120,5 +120,20 @@ T.run('examples/fetch.lua over https with SSL_CERT_FILE', function()
 	srv:close()
 end)
 
+T.run('examples/http_server.lua over TLS', function()
+	local log = f.dir .. '/server.out'
+	local p = H.spawn('sh -c ' .. H.quote(('%s examples/http_server.lua 127.0.0.1 0 %s %s > %s 2>&1')
+		:format(H.interpreter(), H.quote(f.server), H.quote(f.server_key), H.quote(log))))
+	N.await(function() return C.read_if(log):find('listening on https://', 1, true) end, 'the server to listen')
+	local port = C.read_if(log):match('https://127%.0%.0%.1:(%d+)/')
+	local out = {}
+	local _, code = http.request{url = 'https://localhost:' .. port .. '/bytes/10', tls = {cafile = f.ca},
+		sink = require'socketloop.ltn12'.sink.table(out)}
+	T.eq(code, 200, 'code')
+	T.eq(table.concat(out), '0123456789', 'body over https from the example server')
+	http.closeidle()
+	H.stop(p)
+end)
+
 C.cleanup(f)
 N.finish()
