@@ -61,7 +61,11 @@ EC="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
     -days 2 -out "$C/server.pem" -extfile "$C/server.ext"
 } >"$OUT/logs/certs.log" 2>&1 || { say "openssl failed"; exit 1; }
 
-pin() { if command -v taskset >/dev/null; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
+# Pinning prefixes (taskset execs the command, so $! is the server's own PID).
+SRVPIN=() LOADPIN=()
+if command -v taskset >/dev/null; then
+  SRVPIN=(taskset -c "$SERVER_CPU") LOADPIN=(taskset -c "$LOADGEN_CPU")
+fi
 
 next_port() {
   PORT=$((PORT + 1))
@@ -74,9 +78,9 @@ start_server() {
   SPORT=$PORT
   local log=$OUT/logs/server-$1-$SPORT.log
   case $1 in
-    raw) pin "$SERVER_CPU" "$RAW" --tls "$C/server.pem" "$C/server.key" "$SPORT" 2>"$log" & ;;
-    socketloop) pin "$SERVER_CPU" "$RUNNER" benches/servers/tls_socketloop.lua "$SPORT" "$C/server.pem" "$C/server.key" 2>"$log" & ;;
-    copas) pin "$SERVER_CPU" luajit benches/servers/tls_copas.lua "$SPORT" "$C/server.pem" "$C/server.key" 2>"$log" & ;;
+    raw) "${SRVPIN[@]}" "$RAW" --tls "$C/server.pem" "$C/server.key" "$SPORT" 2>"$log" & ;;
+    socketloop) "${SRVPIN[@]}" "$RUNNER" benches/servers/tls_socketloop.lua "$SPORT" "$C/server.pem" "$C/server.key" 2>"$log" & ;;
+    copas) "${SRVPIN[@]}" luajit benches/servers/tls_copas.lua "$SPORT" "$C/server.pem" "$C/server.key" 2>"$log" & ;;
   esac
   SPID=$!
   for _ in $(seq 200); do
@@ -90,7 +94,7 @@ stop_server() { kill "$SPID" 2>/dev/null; wait "$SPID" 2>/dev/null; }
 
 # load MODE CONNS MSGS [WINDOW]: runs the load against the server; prints its RESULT line.
 load() {
-  timeout 300 pin "$LOADGEN_CPU" "$RAW" --tls-load "$SPORT" "$C/ca.pem" "$1" "$2" "$3" 32 "${4:-100}" 2 240 "$SPID" \
+  timeout 300 "${LOADPIN[@]}" "$RAW" --tls-load "$SPORT" "$C/ca.pem" "$1" "$2" "$3" 32 "${4:-100}" 2 240 "$SPID" \
     2>>"$OUT/logs/load.log" | grep '^RESULT'
 }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
@@ -141,19 +145,19 @@ done
 # ----------------------------------------------------------------- 4. https
 say "https: $GETS keep-alive GETs through socketloop.http, 50 threads, against examples/http_server.lua over TLS"
 next_port
-pin "$SERVER_CPU" "$RUNNER" examples/http_server.lua 127.0.0.1 "$PORT" "$C/server.pem" "$C/server.key" \
+"${SRVPIN[@]}" "$RUNNER" examples/http_server.lua 127.0.0.1 "$PORT" "$C/server.pem" "$C/server.key" \
   >"$OUT/logs/https-server.log" 2>&1 &
 HPID=$!
 for _ in $(seq 200); do grep -q listening "$OUT/logs/https-server.log" 2>/dev/null && break; sleep 0.05; done
 URL="https://localhost:$PORT/bench"
 for rep in $(seq "$REPS"); do
-  line=$(SSL_CERT_FILE=$C/ca.pem pin "$LOADGEN_CPU" "$RUNNER" benches/http_bench.lua socketloop "$URL" "$GETS" 50)
+  line=$(SSL_CERT_FILE=$C/ca.pem "${LOADPIN[@]}" "$RUNNER" benches/http_bench.lua socketloop "$URL" "$GETS" 50)
   echo "https socketloop $rep $(echo "$line" | awk '{for (i=1;i<=NF;i++) if ($i=="req/s") print $(i-1)}')" >>"$RESULTS"
   say "https rep=$rep: $line"
 done
 urls=$(for i in $(seq 100); do printf '%s ' "$URL"; done)
 t0=$(date +%s.%N)
-curl -s --cacert "$C/ca.pem" -o /dev/null $urls
+curl -s --cacert "$C/ca.pem" $urls >/dev/null
 t1=$(date +%s.%N)
 ours=$(SSL_CERT_FILE=$C/ca.pem "$RUNNER" benches/http_bench.lua socketloop "$URL" 100 50 | awk '{for (i=1;i<=NF;i++) if ($i=="s") print $(i-1)}')
 echo "curl100 $(echo "$t1 - $t0" | bc -l) $ours" >>"$RESULTS"
@@ -188,6 +192,6 @@ kill "$HPID" 2>/dev/null; wait "$HPID" 2>/dev/null
     echo "| $s | $(awk -v s="$s" '$1=="idle" && $2==s {print $6}' "$RESULTS") |"
   done
   echo
-  echo "https keep-alive GETs/s, socketloop.http, 50 threads: $(awk '$1=="https" {print $3}' "$RESULTS" | median)"
+  echo "https keep-alive GETs/s, socketloop.http, 50 threads: $(awk '$1=="https" {print $4}' "$RESULTS" | median)"
   echo "100 URLs: curl $(awk '$1=="curl100" {printf "%.3f", $2}' "$RESULTS") s, socketloop.http $(awk '$1=="curl100" {print $3}' "$RESULTS") s"
 } | tee "$OUT/report.md"

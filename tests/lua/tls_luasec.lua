@@ -50,13 +50,7 @@ T.run('examples/luasec_call_async.lua against our server', function()
 	local out = f.dir .. '/example.out'
 	local p = H.spawn(('%s examples/luasec_call_async.lua localhost %d %s /hello > %s 2>&1')
 		:format(H.interpreter(), port, H.quote(f.ca), H.quote(out)))
-	local function output()
-		local fh = io.open(out, 'rb')
-		if not fh then return '' end
-		local data = fh:read('*a')
-		fh:close()
-		return data
-	end
+	local function output() return C.read_if(out) end
 	N.await(function() return output():find('body: ', 1, true) end, 'the example to finish')
 	T.ok(output():find('HTTP/1.1 200 X', 1, true), 'status: ' .. output())
 	T.ok(output():find('the ticker ran on', 1, true), 'the loop ran meanwhile')
