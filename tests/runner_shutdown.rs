@@ -194,6 +194,28 @@ fn a_second_sigterm_ends_a_graceful_shutdown_at_once() {
     assert_eq!(status.code(), Some(128 + libc::SIGTERM));
 }
 
+#[test]
+fn a_second_sigterm_ends_a_scripts_own_shutdown_at_once() {
+    // The script's TERM handler calls loop.shutdown, which a sleeping thread holds up.
+    let script = "local loop = require'socketloop'
+        loop.newthread(function() loop.sleep(100) end)
+        loop.onsignal('TERM', function()
+            loop.newthread(function()
+                loop.sleep(0)
+                io.stderr:write('shutting down\\n') io.stderr:flush()
+            end)
+            loop.shutdown(60)
+        end)
+        io.stdout:write('ready\\n') io.stdout:flush()";
+    let mut runner = Runner::start(&["-e", script]);
+    assert_eq!(runner.line(), "ready");
+    runner.signal(libc::SIGTERM);
+    runner.wait_stderr("shutting down");
+    runner.signal(libc::SIGTERM);
+    let status = runner.wait(GRACE / 2);
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+}
+
 /// A port that was free a moment ago.
 fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -457,6 +457,8 @@ local DEFAULT_GRACE = 10
 local function shutdown_here(grace, closed)
 	local me = S.current()
 	shutting_down = true
+	-- Under the runner, a second SIGINT or SIGTERM now ends the process at once.
+	core.armsignals()
 	close_listeners()
 	if closed then closed() end
 	M.cancel_timers()

@@ -44,7 +44,6 @@ end
 -- the loop (exit status 130). loop.onsignal handlers take precedence.
 local core = require'socketloop.core'
 S.sigdefaults[core.SIGNALS.TERM] = function(name)
-	core.armsignals()
 	require'socketloop.sync'.shutdown(nil, function()
 		local who = S.worker_count and ('worker ' .. S.worker_index .. ': ') or ''
 		io.stderr:write(('socketloop: %sSIG%s: listening sockets closed, finishing what is under way\n')
