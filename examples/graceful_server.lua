@@ -6,8 +6,9 @@
 --                                                          any free port)
 --   socketloop --workers auto examples/graceful_server.lua '*' 7000
 --
--- Each connection gets "hello from worker I of N"; then each line it sends comes back
--- upper-cased after WORK seconds of pretend work, and "bye" ends it. When the shutdown
+-- Each connection gets "hello from worker I of N"; then each line it sends is
+-- acknowledged ("got LINE") and comes back upper-cased after WORK seconds of pretend
+-- work, and "bye" ends it. When the shutdown
 -- begins, a connection waiting for its next line is told "server shutting down" and
 -- closed; one whose line is being worked on gets its answer first. Prints "listening on
 -- PORT" when ready, and on stderr a line per step of the shutdown.
@@ -47,6 +48,7 @@ local function serve(skt)
 		end
 		if line == 'bye' then break end
 		if line == 'shutdown' then loop.newthread(stop, 'a client') end
+		skt:send('got ' .. line .. '\n')
 		loop.sleep(WORK) -- the work a line takes: a shutdown lets it finish
 		skt:send(line:upper() .. '\n')
 	end

@@ -38,7 +38,7 @@ T.run('graceful_server.lua: SIGTERM lets the work finish, sends the idle away', 
 	T.ok(busy:receive('*l'):find('^hello from worker 1 of 1'), 'greeting')
 	T.ok(idle:receive('*l'):find('^hello'), 'greeting')
 	busy:send('work\n')
-	loop.sleep(0.1) -- the server is working on the line
+	T.eq(busy:receive('*l'), 'got work', 'the server is working on the line')
 	os.execute('kill -TERM ' .. p.pid)
 	T.eq(idle:receive('*l'), 'server shutting down', 'an idle connection is sent away')
 	T.eq(select(2, idle:receive('*l')), 'closed')
