@@ -77,7 +77,9 @@ function loop.resolve(host, family, timeout)
 end
 
 local function new_tcp(family, ip, port)
-	local s = A.wrap(core.tcp(family))
+	local sock, why = core.tcp(family)
+	if not sock then return nil, why end
+	local s = A.wrap(sock)
 	s.family = family
 	if ip ~= nil or port ~= nil then
 		local ok, err = s:bind(ip or '*', port or 0)
@@ -274,6 +276,24 @@ local function coro_loop()
 	end
 	cl.transfer = coro.transfer
 	return cl
+end
+
+-- LuaSocket's protect, written in Lua so that the functions it wraps (socket.http's
+-- request...) can park loop threads, goes into LuaSocket's module now or when it loads.
+require'socketloop.socket.compat'.hook()
+
+-- Installs socketloop.socket (LuaSocket's API on asockets) as the `socket` module of the
+-- whole process, and as the global `socket` where that is unset or LuaSocket's own:
+-- every later require'socket' (socket.http, socket.smtp, redis-lua...) gets it.
+function loop.luasocket()
+	local dropin = require'socketloop.socket'
+	local previous = package.loaded.socket
+	package.loaded.socket = dropin
+	local global = rawget(_G, 'socket')
+	if global == nil or global == previous then
+		rawset(_G, 'socket', dropin)
+	end
+	return dropin
 end
 
 return setmetatable(loop, {

@@ -16,6 +16,7 @@ if type(private) ~= 'table' then
 end
 
 local wait = S.wait
+local isyieldable = coroutine.isyieldable or function() return true end
 local now, waitfd, watchfd = core.now, core.waitfd, core.watch
 local WANTREAD, WANTWRITE, MISUSE = core.WANTREAD, core.WANTWRITE, core.MISUSE
 local READ, WRITE = 0, 1
@@ -94,6 +95,15 @@ local function send_ours(self, s, data, i, j)
 	return s:send(data, i, j)
 end
 
+-- LuaSocket's `class` field, 'tcp{master}', 'tcp{client}' or 'tcp{server}' as tostring
+-- says, kept on our asockets (a foreign socket's own is looked up on it) and refreshed
+-- when the state changes. A closed socket keeps its class, as LuaSocket's.
+local function refresh_class(self)
+	if self.ours and self.socket:getfd() >= 0 then
+		self.class = tostring(self.socket):match('^[^:]*')
+	end
+end
+
 -- Raises a misuse reported by a Rust method as a Lua error at the caller's call site.
 -- Returns exactly what the method returned (getfd gives one value, as LuaSocket's).
 local function check(...)
@@ -135,6 +145,17 @@ local function watch_foreign(self)
 	return true
 end
 
+-- Whether data or the end of the stream waits to be read on our socket, asked of the
+-- kernel (a poll that does not wait), which also refreshes the reactor's readable flag.
+local function readable_now(self)
+	local fd = self.socket:getfd()
+	return fd >= 0 and waitfd(fd, false, 0, self.token) == true
+end
+
+local CANNOT_YIELD = 'cannot wait for the socket in this loop thread: a C function on its stack '
+	.. "(such as LuaSocket's C socket.protect, captured by a module loaded before socketloop) "
+	.. "cannot be yielded across; require'socketloop' before such modules (see docs/api.md)"
+
 -- Waits until the socket is ready for `dir`. `started` is when the call began waiting
 -- (for 't' timeouts); returns true or 'timeout'/'closed', and `started`.
 local function ready(self, dir, started)
@@ -150,12 +171,20 @@ local function ready(self, dir, started)
 			if not limit or left < limit then limit = left end
 		end
 		if limit <= 0 then
+			-- No time to wait, but LuaSocket still tries the system call: the reactor's
+			-- readable flag may be stale (data came since the last poll), so ask the kernel.
+			if dir == READ and self.ours and readable_now(self) then
+				return true, started
+			end
 			return 'timeout', started
 		end
 	end
 	if not self.ours and S.inloop() then
 		local ok, err = watch_foreign(self)
 		if not ok then return err, started end
+	end
+	if not isyieldable() and S.inloop() then
+		error(CANNOT_YIELD, 3)
 	end
 	-- Parks this thread if it is a loop thread; nil if it is not.
 	local how = wait(self.token * 2 + dir, limit)
@@ -320,6 +349,7 @@ local function connect_race(self, host, addrs, port, started)
 			race:close()
 			if not ok then return nil, why end
 			self.token = self.socket:token()
+			refresh_class(self)
 			return 1
 		end
 		if err ~= WANTWRITE then
@@ -404,6 +434,7 @@ function asocket:connect(host, port)
 		ok, err = check(s:connect(host, port))
 	end
 	self.connecting = nil
+	refresh_class(self)
 	return 1
 end
 
@@ -465,9 +496,12 @@ function asocket:settimeout(value, mode)
 	end
 	if value and value < 0 then value = nil end
 	local block, total = self:gettimeout()
-	if mode == nil or mode == 'b' then
+	-- As LuaSocket, only the first letter counts: 'b' or 'block', 't' or 'total', 'r'.
+	local letter = mode == nil and 'b' or type(mode) == 'string' and mode:sub(1, 1)
+		or type(mode) == 'number' and tostring(mode):sub(1, 1)
+	if letter == 'b' then
 		block = value
-	elseif mode == 't' or mode == 'r' then
+	elseif letter == 't' or letter == 'r' then
 		total = value
 	else
 		error("bad argument #2 to 'settimeout' (invalid timeout mode '" .. tostring(mode) .. "')", 2)
@@ -524,8 +558,10 @@ function asocket:setsocket(s)
 	setmetatable(self, self.ours and asocket or foreign)
 	if self.ours then
 		self.token = s:token()
+		self.class = tostring(s):match('^[^:]*')
 		return
 	end
+	self.class = nil
 	if type(s.settimeout) == 'function' then
 		s:settimeout(0)
 	end
@@ -547,6 +583,7 @@ function asocket:setfd(fd)
 	local r, err, why = check(s:setfd(fd))
 	if self.ours then
 		self.token = s:token()
+		refresh_class(self)
 	end
 	return r, err, why
 end
@@ -581,9 +618,16 @@ local function forwarder(name)
 	return f
 end
 
-for _, name in ipairs{'listen', 'shutdown', 'setoption', 'getoption', 'getsockname',
-		'getpeername', 'getstats', 'setstats', 'getfd'} do
+for _, name in ipairs{'shutdown', 'setoption', 'getoption', 'getsockname',
+		'getpeername', 'getstats', 'setstats', 'getfd', 'getfamily'} do
 	asocket[name] = forwarder(name)
+end
+
+function asocket:listen(backlog)
+	local s = self.socket
+	local ok, err = check(s:listen(backlog))
+	if ok then refresh_class(self) end
+	return ok, err
 end
 
 -- A name is looked up without blocking the loop, and each address tried in turn.
@@ -612,6 +656,10 @@ function asocket:listen(backlog)
 	if ok and not A.listeners[self] then A.listeners[self] = true end
 	return ok, err
 end
+
+-- LuaSocket's other names for connect and bind.
+asocket.setpeername = asocket.connect
+asocket.setsockname = asocket.bind
 
 -- A foreign socket may have methods of its own (LuaSocket's setpeername, getfamily...):
 -- those are looked up on it. Fields an asocket does not have stay nil.
@@ -652,7 +700,7 @@ function A.wrap(s)
 	-- `timeouts` (false, the block timeout alone, or {block =, total =}) is always
 	-- present: a wait reads it, and a key that is present is a fixed slot for the JIT
 	-- where a missing one is a search of the object and then of its class.
-	local self = setmetatable({timeouts = false}, asocket)
+	local self = setmetatable({timeouts = false, class = false}, asocket)
 	self:setsocket(s)
 	return self
 end

@@ -3,10 +3,13 @@
 //!
 //! `socketloop.core` is requirable by any script, so everything in it validates its
 //! arguments and hands out no raw pointer:
-//! - `now() -> seconds` on the loop's monotonic clock.
+//! - `now() -> seconds` on the loop's monotonic clock; `gettime() -> seconds` since the
+//!   Unix epoch (LuaSocket's).
 //! - `tcp([family]) -> socket`, `fromfd(fd) -> socket`, `isours(v)`, `watch(fd) -> watch`.
 //! - `waitfd(fd|nil, write, timeout [, token]) -> true | nil`: a blocking wait outside the
 //!   loop.
+//! - `waitfds(fds, writes, timeout) -> ready`: the same on several descriptors (LuaSocket's
+//!   select outside the loop).
 //! - `stats() -> registrations, timers, lookups pending, resolver threads, busy, queued`.
 //! - `lookup`, `lookup_blocking`, `isliteral`: name lookups ([`crate::lua::resolve`]).
 //! - `udp([family]) -> socket`, `isudp(v)`: UDP sockets ([`crate::lua::udp`]).
@@ -33,7 +36,7 @@ use crate::lua::tcp_ffi;
 use crate::lua::watch::FdWatch;
 use crate::net::errors::message;
 use crate::net::tcp::{WANTREAD, WANTWRITE};
-use crate::rt::blocking::{wait_fd, Waited};
+use crate::rt::blocking::{wait_fd, wait_fds, Waited};
 use crate::rt::reactor::SharedReactor;
 use mlua::{Function, LightUserData, Lua, MultiValue, Table, Value};
 use std::cell::Cell;
@@ -120,6 +123,16 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
         lua.create_function(move |_, ()| Ok(r.borrow().clock().now() as f64 / 1e9))?,
     )?;
 
+    core.set(
+        "gettime",
+        lua.create_function(|_, ()| {
+            let since = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            Ok(since.as_secs_f64())
+        })?,
+    )?;
+
     crate::lua::tcp::register(lua, &core, reactor)?;
     crate::lua::resolve::register(lua, &core, reactor)?;
     crate::lua::connect_race::register(lua, &core, reactor)?;
@@ -151,8 +164,34 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
                         }
                         Value::Boolean(true)
                     }
-                    Waited::TimedOut => Value::Nil,
+                    Waited::TimedOut => {
+                        // Not writable now: the next writable event is worth reporting
+                        // (a loop thread may wait for it next).
+                        if let (true, Some(token)) = (write, token) {
+                            r.borrow_mut().mark_unwritable(token);
+                        }
+                        Value::Nil
+                    }
                 })
+            },
+        )?,
+    )?;
+
+    // `fds` and `writes` are parallel arrays; the result says which descriptors are ready.
+    core.set(
+        "waitfds",
+        lua.create_function(
+            |_, (fds, writes, timeout): (Vec<i32>, Vec<bool>, Option<f64>)| {
+                if fds.len() != writes.len() {
+                    return Err(bad_argument(
+                        "waitfds",
+                        2,
+                        "one flag per descriptor expected",
+                    ));
+                }
+                let timeout = seconds_arg("waitfds", 3, timeout)?;
+                let pairs: Vec<(i32, bool)> = fds.into_iter().zip(writes).collect();
+                Ok(wait_fds(&pairs, timeout))
             },
         )?,
     )?;

@@ -156,6 +156,7 @@ method_table! {
     "getstats" => m_getstats,
     "setstats" => m_setstats,
     "getfd" => m_getfd,
+    "getfamily" => m_getfamily,
     "setfd" => m_setfd,
     "dirty" => m_dirty,
     "buffered" => m_buffered,
@@ -210,7 +211,13 @@ unsafe extern "C-unwind" fn m_receive(state: *mut lua_State) -> c_int {
         }
     };
     // As LuaSocket's: a count includes the prefix, so that a partial result passed back
-    // as the prefix resumes the same receive.
+    // as the prefix resumes the same receive; a prefix at least that long is the whole
+    // result, without reading.
+    if let Pattern::Bytes(n) = pattern {
+        if !prefix.is_empty() && n <= prefix.len() {
+            return Reply::Bytes(prefix.to_vec()).push(&st);
+        }
+    }
     let pattern = match pattern {
         Pattern::Bytes(n) => Pattern::Bytes(n.saturating_sub(prefix.len())),
         p => p,
@@ -399,6 +406,14 @@ unsafe extern "C-unwind" fn m_getfd(state: *mut lua_State) -> c_int {
     on_socket(&st, "getfd", |s| Reply::Int(s.fd() as i64))
 }
 
+/// LuaSocket's `getfamily()`: `'inet6'`, else `'inet4'` (also while undecided).
+unsafe extern "C-unwind" fn m_getfamily(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    on_socket(&st, "getfamily", |s| {
+        Reply::Bytes(s.family_name().as_bytes().to_vec())
+    })
+}
+
 unsafe extern "C-unwind" fn m_setfd(state: *mut lua_State) -> c_int {
     let st = Stack::new(state);
     let fd = match st.number(2) {
@@ -462,8 +477,9 @@ fn reactor<'a>(st: &Stack<'a>) -> Option<&'a SharedReactor> {
     unsafe { userdata_value::<SharedReactor>(st.userdata(REACTOR)).map(|r| &*r) }
 }
 
-/// `core.tcp([family])`: a new socket, `family` `'inet'`, `'inet6'` or nil (decided by
-/// the first bind or connect).
+/// `core.tcp([family])`: a new socket, `family` `'inet'`, `'inet6'` (the descriptor is
+/// made at once, as LuaSocket's `tcp4()`/`tcp6()`) or nil (decided by the first bind or
+/// connect); `nil, message` if the descriptor cannot be made.
 unsafe extern "C-unwind" fn new_tcp(state: *mut lua_State) -> c_int {
     let st = Stack::new(state);
     let family = match st.string(1) {
@@ -474,11 +490,16 @@ unsafe extern "C-unwind" fn new_tcp(state: *mut lua_State) -> c_int {
     let Some(reactor) = reactor(&st) else {
         return Reply::Fail(Cow::Borrowed("closed")).push(&st);
     };
-    match guarded(|| TcpSocket::new(reactor, family)) {
-        Ok(sock) => {
+    let made = guarded(|| {
+        let mut sock = TcpSocket::new(reactor, family);
+        sock.open().map(|()| sock)
+    });
+    match made {
+        Ok(Ok(sock)) => {
             push_socket(&st, sock);
             1
         }
+        Ok(Err(e)) => Reply::Fail(Cow::Owned(message(&e))).push(&st),
         Err(e) => Reply::Internal(e).push(&st),
     }
 }

@@ -108,8 +108,15 @@ impl RecvBuffer {
     /// case, a receive that has to read: nothing buffered answers only a zero count.
     #[inline]
     pub fn verdict(&mut self, pattern: Pattern, eof: bool) -> Verdict {
-        if self.is_empty() && !eof && pattern != Pattern::Bytes(0) {
-            return Verdict::NeedMore;
+        // Zero bytes too wait for data or the end of the stream, as LuaSocket's
+        // receive(0), which answers 'closed' or 'timeout' rather than '' on an empty buffer.
+        if self.is_empty() {
+            if !eof {
+                return Verdict::NeedMore;
+            }
+            if pattern == Pattern::Bytes(0) {
+                return Verdict::Closed;
+            }
         }
         self.verdict_on_bytes(pattern, eof)
     }
@@ -328,8 +335,12 @@ mod tests {
         assert_eq!(b.verdict(Pattern::Line, false), Verdict::OverLimit);
         assert_eq!(b.limit_cut(), 2);
         b.clear();
-        assert_eq!(b.verdict(Pattern::Bytes(0), false), Verdict::Match(0, 0));
+        assert_eq!(b.verdict(Pattern::Bytes(0), false), Verdict::NeedMore);
+        assert_eq!(b.verdict(Pattern::Bytes(0), true), Verdict::Closed);
         assert_eq!(b.verdict(Pattern::Bytes(1), false), Verdict::NeedMore);
+        b.push(b"x");
+        assert_eq!(b.verdict(Pattern::Bytes(0), true), Verdict::Match(0, 0));
+        b.clear();
         b.set_limit(0);
         assert_eq!(
             b.take_read(b"a\rb\nc\r", Pattern::Line),

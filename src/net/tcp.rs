@@ -262,6 +262,23 @@ impl TcpSocket {
         self.register(sock)
     }
 
+    /// Makes the OS socket now if the family is already known (LuaSocket's `tcp4()` and
+    /// `tcp6()` have their descriptor from the start).
+    pub fn open(&mut self) -> io::Result<()> {
+        match self.family {
+            Some(family) => self.ensure_socket(family),
+            None => Ok(()),
+        }
+    }
+
+    /// LuaSocket's `getfamily()`: `'inet6'`, else `'inet4'` (also while undecided).
+    pub fn family_name(&self) -> &'static str {
+        match self.family {
+            Some(Family::V6) => "inet6",
+            _ => "inet4",
+        }
+    }
+
     /// Drops the OS socket (closing it) but keeps the registration for a retry.
     fn discard_socket(&mut self) {
         if let (Some(token), Some(_)) = (self.token, self.sock.as_ref()) {

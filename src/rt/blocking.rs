@@ -44,6 +44,38 @@ pub fn wait_fd(fd: Option<RawFd>, write: bool, timeout: Option<Duration>) -> Wai
     }
 }
 
+/// Blocks until one of `fds` (descriptor, whether for writing) is ready or `timeout`
+/// passes (None: no limit), as LuaSocket's `select`; returns which are ready (all false
+/// on a timeout). Negative descriptors are never ready.
+pub fn wait_fds(fds: &[(RawFd, bool)], timeout: Option<Duration>) -> Vec<bool> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&(fd, write)| libc::pollfd {
+            fd,
+            events: if write { libc::POLLOUT } else { libc::POLLIN },
+            revents: 0,
+        })
+        .collect();
+    loop {
+        let ms = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
+            }
+        };
+        // SAFETY: `pfds` is a valid array of `pfds.len()` pollfds for the whole call.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+        if n > 0 {
+            return pfds.iter().map(|p| p.revents != 0).collect();
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return vec![false; pfds.len()];
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +92,11 @@ mod tests {
         b.write_all(b"x").unwrap();
         assert_eq!(wait_fd(Some(a.as_raw_fd()), false, short), Waited::Ready);
         assert_eq!(wait_fd(None, false, short), Waited::TimedOut);
+        let (c, mut d) = UnixStream::pair().unwrap();
+        let fds = [(a.as_raw_fd(), false), (c.as_raw_fd(), false), (-1, false)];
+        assert_eq!(wait_fds(&fds, Some(Duration::ZERO)), [true, false, false]);
+        d.write_all(b"y").unwrap();
+        assert_eq!(wait_fds(&fds[1..], short), [true, false]);
+        assert_eq!(wait_fds(&[(-1, true)], short), [false]);
     }
 }

@@ -35,6 +35,7 @@ local KEYS = {
 	unserialize = option['function'],
 	read_access = option.boolean,
 	write_access = option.boolean,
+	strict_writes = option.boolean,
 	allow_public_globals = option.boolean,
 	maxsize = option.count,
 	maxdepth = option.count,
@@ -138,8 +139,12 @@ local function dispatch(conn, req)
 	if type(v) == 'function' then
 		return response(pcall(v, unpack(req, 2, n)))
 	end
-	if v == nil then return no_path(path) end
 	local cfg = conn.cfg
+	-- As tango 0.2, a write may create the last key of its path; only a missing parent
+	-- (resolve found no table to hold the key) is an error. strict_writes refuses new keys.
+	if v == nil and not (n >= 2 and parent ~= nil and not cfg.strict_writes) then
+		return no_path(path)
+	end
 	if n >= 2 then
 		if not cfg.write_access then
 			return {false, format("tango: no write access to '%s'", path)}
@@ -226,6 +231,7 @@ local function configure(fname, config)
 		unserialize = config.unserialize or function(s) return text.unserialize(s, maxdepth) end,
 		read_access = config.read_access ~= false,
 		write_access = config.write_access ~= false,
+		strict_writes = config.strict_writes == true,
 		maxsize = config.maxsize or wire.DEFAULT_MAXSIZE,
 		maxrefs = config.maxrefs or DEFAULT_MAXREFS,
 		message_timeout = config.message_timeout or DEFAULT_MESSAGE_TIMEOUT,

@@ -11,6 +11,8 @@ pub enum Action {
     Jit(String),
     /// `-O[opt,...]`
     Optimize(String),
+    /// `--luasocket`: `require'socketloop'.luasocket()`
+    LuaSocket,
 }
 
 /// Where the main script comes from.
@@ -39,6 +41,7 @@ Available options are:
   -l name   Require library 'name'.
   -j cmd    Perform LuaJIT control command.
   -O[opt]   Control LuaJIT optimizations.
+  --luasocket  Make require'socket' give socketloop.socket (LuaSocket's API on the loop).
   -v        Show version information.
   --workers N|auto  Run N worker processes (auto: one per core), each running the
                     script with its own loop; listening sockets get SO_REUSEPORT.
@@ -54,6 +57,11 @@ pub fn parse(argv: &[String]) -> Result<Invocation, String> {
     let mut i = 1;
     while i < argv.len() {
         let a = argv[i].as_str();
+        if a == "--luasocket" {
+            inv.actions.push(Action::LuaSocket);
+            i += 1;
+            continue;
+        }
         if a == "--" {
             i += 1;
             break;
@@ -137,6 +145,12 @@ mod tests {
         assert_eq!((inv.script, inv.script_index), (Some(Script::Stdin), 1));
         let inv = parse(&args("sl -- -odd.lua")).unwrap();
         assert_eq!(inv.script, Some(Script::File("-odd.lua".into())));
+        let inv = parse(&args("sl -lx --luasocket a.lua --luasocket")).unwrap();
+        assert_eq!(
+            inv.actions,
+            vec![Action::Require("x".into()), Action::LuaSocket]
+        );
+        assert_eq!(inv.script_index, 3);
     }
 
     #[test]

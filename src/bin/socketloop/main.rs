@@ -169,6 +169,7 @@ fn compile_actions(lua: &Lua, actions: &[Action]) -> Result<Table, String> {
             Action::Require(name) => lua.create_sequence_from(["require", name.as_str()]),
             Action::Jit(cmd) => lua.create_sequence_from(["jit", cmd.as_str()]),
             Action::Optimize(opts) => lua.create_sequence_from(["opt", opts.as_str()]),
+            Action::LuaSocket => lua.create_sequence_from(["luasocket"]),
         };
         list.raw_push(entry.map_err(lua_error)?)
             .map_err(lua_error)?;

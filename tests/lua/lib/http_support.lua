@@ -67,10 +67,16 @@ end
 
 -- Python's http.server serving `dir` on a free port of 127.0.0.1 (`protocol`:
 -- 'HTTP/1.0', its default, or 'HTTP/1.1' for keep-alive). Returns the process and the
--- base URL (ending in '/').
-function H.python_server(dir, protocol)
-	local p = H.spawn(('python3 -u -m http.server 0 --bind 127.0.0.1 --directory %s --protocol %s 2>/dev/null')
-		:format(H.quote(dir), protocol or 'HTTP/1.0'))
+-- base URL (ending in '/'). `backlog` replaces its listen backlog of 5 (connections
+-- beyond it are dropped or reset while the server is busy), for many clients at once.
+function H.python_server(dir, protocol, backlog)
+	local module = '-m http.server'
+	if backlog then
+		module = ("-c 'import runpy, socketserver, sys; socketserver.TCPServer.request_queue_size = %d; "
+			.. 'sys.argv[0] = "http.server"; runpy.run_module("http.server", run_name="__main__")\''):format(backlog)
+	end
+	local p = H.spawn(('python3 -u %s 0 --bind 127.0.0.1 --directory %s --protocol %s 2>/dev/null')
+		:format(module, H.quote(dir), protocol or 'HTTP/1.0'))
 	local line = p.out:read('*l') or ''
 	local port = line:match(' port (%d+)')
 	assert(port, 'python http.server did not start: ' .. line)
