@@ -8,7 +8,9 @@
 -- an error raised by a `try` becomes `nil, message`; any other error propagates as it
 -- was. It behaves the same in and out of loop threads.
 
-local getmetatable, setmetatable, pcall, error, type, select = getmetatable, setmetatable, pcall, error, type, select
+-- debug.getmetatable: LuaSocket's marker hides itself (its __metatable is false).
+local getmetatable = debug.getmetatable
+local setmetatable, pcall, error, type, select = setmetatable, pcall, error, type, select
 
 local M = {}
 
