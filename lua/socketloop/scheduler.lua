@@ -165,7 +165,6 @@ local wait, poll, unpark, nwaiting, inloop, parked_on = private.parking(S, funct
 	return after(S.thread, co, ok, req, a, b)
 end)
 S.wait = wait
-S.unpark = unpark
 
 local expire
 

@@ -206,10 +206,12 @@ end
 -- The thread waits, with the timeout, on a wait key of its own (a socket with no
 -- descriptor); one helper thread per entry waits, without one, on its socket's key (a
 -- temporary registration for a socket that has none), and the first to wake ends this
--- thread's wait as a close would. Neither leaves a timer behind on a key still in use.
+-- thread's wait as a close would. Then the other helpers are cancelled: none is left
+-- waiting, and no timer is left on a key still in use.
 local function park_until_ready(list, timeout)
 	local own = core.tcp()
 	local own_token = own:token()
+	local done = false
 	local helpers, watches = {}, {}
 	for _, e in ipairs(list) do
 		local s, fd, write = e[1], e[2], e[3]
@@ -225,14 +227,18 @@ local function park_until_ready(list, timeout)
 		end
 		if token and token >= 0 then
 			local key = token * 2 + (write and 1 or 0)
-			S.newthread(function()
-				if S.wait(key) ~= 'busy' then S.wakeclosed(own_token) end
+			helpers[#helpers + 1] = S.newthread(function()
+				local how = S.wait(key)
+				if not done and (how == true or how == 'closed') then
+					done = true
+					S.wakeclosed(own_token)
+				end
 			end)
-			helpers[#helpers + 1] = key
 		end
 	end
 	local how = S.wait(own_token * 2, timeout)
-	for _, key in ipairs(helpers) do S.unpark(key) end
+	done = true
+	for _, helper in ipairs(helpers) do S.cancel(helper, 'cancelled') end
 	for _, w in ipairs(watches) do w:close() end
 	own:close()
 	return how
