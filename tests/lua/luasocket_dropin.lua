@@ -225,8 +225,14 @@ T.run('socket.smtp: 20 mails at once', function()
 			}}
 		end)
 	end
+	local function sent()
+		for i = 1, 20 do
+			if not results[i] then return false end
+		end
+		return true
+	end
 	for _ = 1, 2000 do
-		if #mails == 20 then break end
+		if #mails == 20 and sent() then break end
 		loop.sleep(0.005)
 	end
 	T.eq(#mails, 20, 'mails received')
