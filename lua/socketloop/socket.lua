@@ -20,13 +20,6 @@ local socket = {
 }
 socket.try = socket.newtry()
 
--- Optional pieces that another module of socketloop may provide (loop.resolve, loop.udp);
--- looked up when used, so that this module loads without them.
-local function loop_function(name)
-	local f = require'socketloop'[name]
-	return type(f) == 'function' and f or nil
-end
-
 ----------------------------------------------------------------------------------------
 -- TCP
 
@@ -104,30 +97,22 @@ function socket.bind(host, port, backlog)
 end
 
 ----------------------------------------------------------------------------------------
--- UDP: loop.udp / loop.udp6 when socketloop has them, else LuaSocket's own UDP objects
--- wrapped as asockets.
+-- UDP: socketloop's async UDP sockets (lua/socketloop/udp.lua). udp() decides its family
+-- with the first address, as LuaSocket's; udp4() and udp6() have theirs from the start.
 
-local function luasocket_core()
-	local ok, c = pcall(require, 'socket.core')
-	if ok and type(c) == 'table' then return c end
-	return nil
+local U = require'socketloop.udp'
+
+function socket.udp()
+	return U.new(nil)
 end
 
-local function udp_of(loop_name, luasocket_name)
-	return function()
-		local make = loop_function(loop_name)
-		if make then return make() end
-		local c = luasocket_core()
-		if not c or not c[luasocket_name] then
-			return nil, 'udp is not available'
-		end
-		return wrapped(c[luasocket_name]())
-	end
+function socket.udp4()
+	return U.new('inet')
 end
 
-socket.udp = udp_of('udp', 'udp')
-socket.udp4 = udp_of('udp4', 'udp4')
-socket.udp6 = udp_of('udp6', 'udp6')
+function socket.udp6()
+	return U.new('inet6')
+end
 
 ----------------------------------------------------------------------------------------
 -- select
@@ -152,6 +137,13 @@ end
 local function is_dirty(s)
 	local ok, dirty = pcall(function() return s.dirty end)
 	return ok and type(dirty) == 'function' and dirty(s) == true
+end
+
+-- Whether `s` is an asocket or a UDP socket of socketloop's whose descriptor the reactor
+-- has (its wait keys are then token * 2 + direction).
+local function registered(s)
+	local mt = getmetatable(s)
+	return (mt == A.class or mt == U.class or A.is_asocket(s)) and type(s.token) == 'number' and s.token >= 0
 end
 
 -- The entries of a select call: {socket, fd, write}.
@@ -193,7 +185,7 @@ local function ready_lists(list, timeout)
 			out[s] = #out
 			any = true
 			-- What poll saw readable, a receive reads (the reactor flag may not know yet).
-			if ready[i] and not e[3] and A.is_asocket(s) and s.ours then
+			if ready[i] and not e[3] and registered(s) then
 				core.waitfd(e[2], false, 0, s.token)
 			end
 		end
@@ -216,7 +208,7 @@ local function park_until_ready(list, timeout)
 	for _, e in ipairs(list) do
 		local s, fd, write = e[1], e[2], e[3]
 		local token
-		if A.is_asocket(s) and s.ours then
+		if registered(s) then
 			token = s.token
 		else
 			local watch = core.watch(fd)
@@ -279,51 +271,40 @@ function socket.sleep(seconds)
 end
 
 ----------------------------------------------------------------------------------------
--- DNS: through loop.resolve (a thread pool: the loop goes on) when socketloop has it,
--- else LuaSocket's own functions, which block.
+-- DNS: forward lookups through loop.resolve (the resolver pool: a loop thread parks, the
+-- loop goes on); reverse lookups, which it does not do, through LuaSocket's own (blocking).
 
 local dns = {}
 socket.dns = dns
 
 local function luasocket_dns(name)
-	local c = luasocket_core()
-	local f = c and c.dns and c.dns[name]
-	if not f then error('socket.dns.' .. name .. ' is not available', 3) end
+	local ok, c = pcall(require, 'socket.core')
+	local f = ok and type(c) == 'table' and c.dns and c.dns[name]
+	if not f then error('socket.dns.' .. name .. ' needs LuaSocket (socket.core)', 3) end
 	return f
 end
 
--- The addresses of `host` (name or literal): a list of {family=, addr=}, or nil, err.
-local function addresses(host, family)
-	local resolve = loop_function('resolve')
-	if resolve then
-		local ips, err = resolve(host, family)
-		if not ips then return nil, err end
-		local list = {}
-		for i, ip in ipairs(ips) do
-			list[i] = {family = ip:find(':', 1, true) and 'inet6' or 'inet', addr = ip}
-		end
-		return list
-	end
-	return luasocket_dns('getaddrinfo')(host)
-end
-
+-- dns.getaddrinfo(host) -> {{family = 'inet' | 'inet6', addr = ip}...} | nil, err
 function dns.getaddrinfo(host)
 	if type(host) ~= 'string' then
 		error("bad argument #1 to 'getaddrinfo' (string expected, got " .. type(host) .. ')', 2)
 	end
-	return addresses(host)
+	local ips, err = require'socketloop'.resolve(host)
+	if not ips then return nil, err end
+	local list = {}
+	for i, ip in ipairs(ips) do
+		list[i] = {family = ip:find(':', 1, true) and 'inet6' or 'inet', addr = ip}
+	end
+	return list
 end
 
--- dns.toip(name) -> first IPv4 address, {name=, alias={}, ip={...}} | nil, err
+-- dns.toip(name) -> first IPv4 address, {name =, alias = {}, ip = {...}} | nil, err
 function dns.toip(host)
 	if type(host) ~= 'string' then
 		error("bad argument #1 to 'toip' (string expected, got " .. type(host) .. ')', 2)
 	end
-	if not loop_function('resolve') then return luasocket_dns('toip')(host) end
-	local list, err = addresses(host, 'inet')
-	if not list or #list == 0 then return nil, err or 'host not found' end
-	local ips = {}
-	for i, a in ipairs(list) do ips[i] = a.addr end
+	local ips, err = require'socketloop'.resolve(host, 'inet')
+	if not ips or #ips == 0 then return nil, err or 'host not found' end
 	return ips[1], {name = host, alias = {}, ip = ips}
 end
 

@@ -120,6 +120,30 @@ end
 T.run('zero timeout after select, loop thread', zero_timeout_select)
 zero_timeout_select()
 
+T.run('udp through the drop-in, and select on it', function()
+	local a = assert(socket.udp())
+	assert(a:setsockname('127.0.0.1', 0))
+	local ip, port = a:getsockname()
+	local b = assert(socket.udp4())
+	T.ok(b:getfd() >= 0, 'udp4 has its descriptor at once')
+	local woke
+	loop.newthread(function()
+		woke = socket.select({a}, nil, 10)
+	end)
+	T.eq(woke, nil, 'select waits on a UDP socket')
+	assert(b:sendto('datagram', ip, port))
+	for _ = 1, 1000 do
+		if woke then break end
+		loop.sleep(0.001)
+	end
+	T.ok(woke and woke[1] == a, 'select woke with the UDP socket readable')
+	local data, from = a:receivefrom()
+	T.eq(data, 'datagram', 'the datagram')
+	T.eq(from, '127.0.0.1', 'from')
+	a:close()
+	b:close()
+end)
+
 -- select outside a loop thread (stock luajit's main chunk): it blocks, as LuaSocket's.
 do
 	local server = assert(socket.bind('127.0.0.1', 0))
