@@ -14,7 +14,7 @@
 #
 # Knobs (environment):
 #   SKIP_INSTALL=1       do not apt-get the peers (luajit lua-socket lua-copas lua-luv
-#                        lua-cqueues lua-coxpcall wrk nginx)
+#                        lua-cqueues lua-coxpcall wrk nginx apache2-utils)
 #   SERVERS="raw socketloop luv cqueues select copas"
 #   LEVELS="1:20000 100:1000 1000:100"   echo runs, connections:messages per connection
 #   WARMUP_DIV=10        untimed echoes per connection first: messages/WARMUP_DIV (at least 1)
@@ -65,7 +65,7 @@ say() { echo "[$(date +%T)] $*" | tee -a "$OUT/run.log" >&2; }
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then
   say "installing the peers from Debian (SKIP_INSTALL=1 skips this)"
   { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-      luajit lua-socket lua-copas lua-luv lua-cqueues lua-coxpcall wrk nginx; } >"$OUT/logs/apt.log" 2>&1 \
+      luajit lua-socket lua-copas lua-luv lua-cqueues lua-coxpcall wrk nginx apache2-utils; } >"$OUT/logs/apt.log" 2>&1 \
     || { say "apt-get failed, see $OUT/logs/apt.log"; exit 1; }
 fi
 

@@ -10,6 +10,9 @@
 #                                                                   and above socket.http
 #   timers  100,000 sleepers (benches/timers.lua)                   p99 lateness < 2 ms,
 #                                                                   0 out of order
+#   http client CPU per keep-alive GET against wrk's, same server, same run
+#           (benches/http_client_cpu.sh, when wrk is installed)     <= 1.5x wrk,
+#                                                                   <= 1.2x the server's
 # and, for the servers alone, the Rust load generator (benches/loadgen --mode rpc|http)
 # against the rpc bench server and examples/http_server.lua: requests/s and the server's
 # CPU per request (no goal: the issue's goals are for our clients and servers together).
@@ -107,6 +110,12 @@ for rep in $(seq "$REPS"); do
   echo "timers_disorder $(sed -n 's/.*out of deadline order: \([0-9]*\).*/\1/p' "$OUT/timers.$rep.txt")" >>"$OUT/targets.txt"
 done
 
+# socketloop.http's CPU per request beside wrk's (its own REPS interleaved runs)
+if command -v wrk >/dev/null; then
+  REPS=$REPS SECONDS_PER_RUN=$SECS timeout 600 benches/http_client_cpu.sh >"$OUT/http_client_cpu.txt" 2>&1
+fi
+cpu_line() { sed -n "s/^$1 *\(.*\)$/\1/p" "$OUT/http_client_cpu.txt" 2>/dev/null | head -1; }
+
 get() { awk -v k="$1" '$1==k && $2!="" {print $2}' "$OUT/targets.txt" | median; }
 verdict() { # value op target
   awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { if (v == "-") { print "no result"; exit }
@@ -123,6 +132,8 @@ echo "| http, 10,000 GETs, 50 threads | $http req/s | >= 20,000 | $(verdict "$ht
 echo "| socket.http, same GETs, sequential | $ls req/s | below socketloop.http | $(verdict "$ls" '<' "${http/-/0}") |"
 echo "| rpc server under benches/loadgen (100 calls in flight, 1 connection) | $(get lg_rpc) calls/s, $(get lg_rpc_us) us CPU/call | (server side alone) | |"
 echo "| http server (examples/http_server.lua) under benches/loadgen (50 connections) | $(get lg_http) req/s, $(get lg_http_us) us CPU/req | (server side alone) | |"
+echo "| socketloop.http CPU per keep-alive GET vs wrk, same server, same run | $(cpu_line 'median client CPU per request:' | sed 's/ (goal.*//') | <= 1.5x wrk | $(cpu_line 'median client CPU per request:' | awk '{for (i = 1; i <= NF; i++) if ($i ~ /x$/ && $(i+1) == "wrk") { v = $i; sub(/x$/, "", v) }} END { if (v == "") print "no result"; else print (v <= 1.5 ? "met" : "not met") }') |"
+echo "| socketloop.http CPU per GET vs examples/http_server.lua's serving it | $(cpu_line 'socketloop.http client vs the server serving it:' | sed 's/ (goal.*//') | <= 1.2x | $(cpu_line 'socketloop.http client vs the server serving it:' | awk '{for (i = 1; i <= NF; i++) if ($i ~ /^[0-9.]+x$/) { v = $i; sub(/x$/, "", v) }} END { if (v == "") print "no result"; else print (v <= 1.2 ? "met" : "not met") }') |"
 echo "| timers, 100,000 sleepers, p99 lateness | $p99 ms | < 2 ms | $(verdict "$p99" '<' 2) |"
 echo "| timers, woken out of deadline order | $dis | 0 | $(verdict "$dis" '<' 1) |"
 echo

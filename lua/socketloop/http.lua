@@ -22,7 +22,7 @@ local TLS = require'socketloop.tls'
 local C = require'socketloop.http.cookies'
 
 local now = core.now
-local type, pairs, tostring, error, pcall, unpack = type, pairs, tostring, error, pcall, unpack
+local type, pairs, next, tostring, error, pcall, unpack = type, pairs, next, tostring, error, pcall, unpack
 
 local http = {
 	-- Seconds each connect and each wait for the server may take (timeout= overrides).
@@ -51,6 +51,7 @@ local repeated_fields = setmetatable({}, {__mode = 'k'})
 local IDEMPOTENT = {GET = true, HEAD = true, OPTIONS = true, TRACE = true, PUT = true, DELETE = true}
 local REDIRECT = {[301] = true, [302] = true, [303] = true, [307] = true, [308] = true}
 local BODY_METHOD = {POST = true, PUT = true, PATCH = true}
+local FUNCTION_FIELDS = {'source', 'sink', 'step', 'create'}
 -- Most bytes of a redirect's own body read (and dropped) to keep its connection.
 local REDIRECT_BODY_LIMIT = 65536
 
@@ -102,7 +103,7 @@ local function options(reqt, body, level)
 		misuse("field 'method': invalid method '" .. method .. "'", level + 1)
 	end
 	check_field(reqt, 'headers', reqt.headers == nil or type(reqt.headers) == 'table', 'table', level + 1)
-	for _, name in ipairs{'source', 'sink', 'step', 'create'} do
+	for _, name in ipairs(FUNCTION_FIELDS) do
 		check_field(reqt, name, reqt[name] == nil or is_callable(reqt[name]), 'function', level + 1)
 	end
 	check_field(reqt, 'redirect', reqt.redirect == nil or type(reqt.redirect) == 'boolean', 'boolean', level + 1)
@@ -239,12 +240,20 @@ end
 -- proxy's address, with the absolute URL as the request target, or (https, or
 -- proxytunnel) a tunnel opened with CONNECT to `tunnel` ('host:port').
 local function route_via(o, u)
-	local hostheader = U.hostheader(u)
 	local proxy = proxy_url(o, u)
 	if not proxy then
-		return {key = u.scheme .. '://' .. u.host .. ':' .. u.port, host = u.host, port = u.port,
-			target = U.target(u), hostheader = hostheader}
+		-- An http URL's direct route is made once (`u` comes from the URL cache); an https
+		-- one is made each time, route_for adding its TLS context.
+		local route = u.direct_route
+		if not route then
+			local plain = u.scheme == 'http'
+			route = {key = u.scheme .. '://' .. u.host .. ':' .. u.port, host = u.host, port = u.port,
+				target = U.target(u), hostheader = U.hostheader(u), heads = plain and {} or nil}
+			if plain then u.direct_route = route end
+		end
+		return route
 	end
+	local hostheader = U.hostheader(u)
 	if not proxy:find('://', 1, true) then proxy = 'http://' .. proxy end
 	local p, err = U.parse(proxy)
 	if not p then return nil, 'proxy: ' .. err end
@@ -301,10 +310,10 @@ end
 -- The socket for a request: an idle kept-alive one, or a new connection (made by the
 -- request's `create` when it has one), through a proxy tunnel when the route has one.
 -- Returns the connection table or nil, err.
-local function open(o, route, fresh)
+local function open(o, route, fresh, retryable)
 	local key = route.key
 	if o.poolable and not fresh then
-		local sock = P.take(key, http.IDLETIMEOUT)
+		local sock = P.take(key, http.IDLETIMEOUT, retryable)
 		if sock then
 			sock:settimeout(o.timeout)
 			sock:settimeout(nil, 't')
@@ -342,7 +351,9 @@ local function open(o, route, fresh)
 		return nil, err
 	end
 	sock:settimeout(o.timeout)
-	local c = {sock = sock, deadline = o.deadline, key = key, reused = false}
+	local c = {sock = sock, deadline = o.deadline, key = key, reused = false,
+		-- an asocket over a socket of ours can say what it has buffered
+		foreign = o.create ~= nil and not (A.is_asocket(sock) and sock.ours)}
 	if route.tunnel then
 		ok, err = open_tunnel(o, c, route)
 		if not ok then
@@ -366,10 +377,11 @@ local function open(o, route, fresh)
 	return c
 end
 
--- Hands a connection back to the pool when it can carry another request, or closes it.
+-- Hands a connection back to the pool when it can carry another request, or closes it
+-- (also when the server sent bytes past the response: they answer nothing we asked).
 local function release(o, st, c, reusable)
 	st.conn = nil
-	if reusable and o.poolable then
+	if reusable and o.poolable and not c.pending then
 		P.put(c.key, c.sock, http.MAXIDLE, http.IDLETIMEOUT)
 	else
 		c.sock:close()
@@ -409,12 +421,27 @@ end
 local function exchange(o, st, u, method, body, source)
 	local route, rerr = route_for(o, u)
 	if not route then return nil, rerr end
-	local h = request_headers(o, u, route, method, body, source)
-	local head = W.request_head(method, route.target, h)
-	local chunked = source and W.has_token(h['transfer-encoding'], 'chunked')
+	local head, chunked
+	-- A request with nothing of its own (no fields, body, cookies) to a direct route
+	-- sends the same head every time: it is made once per route and method.
+	local plain = route.heads and not body and not source and not o.cookies and not o.decompress
+		and o.poolable and next(o.headers) == nil and not BODY_METHOD[method]
+	if plain then
+		local cached = route.heads[method]
+		if cached and cached[1] == http.USERAGENT then
+			head = cached[2]
+		else
+			head = W.request_head(method, route.target, request_headers(o, u, route, method))
+			route.heads[method] = {http.USERAGENT, head}
+		end
+	else
+		local h = request_headers(o, u, route, method, body, source)
+		head = W.request_head(method, route.target, h)
+		chunked = source and W.has_token(h['transfer-encoding'], 'chunked')
+	end
 	local retry = source == nil and IDEMPOTENT[method]
 	for attempt = 1, 2 do
-		local c, err = open(o, route, attempt > 1)
+		local c, err = open(o, route, attempt > 1, retry)
 		if not c then return nil, err end
 		st.conn = c
 		local ok
@@ -436,6 +463,24 @@ local function exchange(o, st, u, method, body, source)
 		release(o, st, c, false)
 		if not (retry and c.reused and not started) then return nil, err end
 	end
+end
+
+-- Parsed URLs by their text, shared by every request (they are never changed once made),
+-- so a URL fetched again is not parsed again. Emptied when it reaches URL_CACHE_SIZE.
+local URL_CACHE_SIZE = 1000
+local url_cache, url_cache_count = {}, 0
+
+local function parse_url(url)
+	local u = url_cache[url]
+	if u then return u end
+	local err
+	u, err = U.parse(url)
+	if not u then return nil, err end
+	if url_cache_count >= URL_CACHE_SIZE then
+		url_cache, url_cache_count = {}, 0
+	end
+	url_cache[url], url_cache_count = u, url_cache_count + 1
+	return u
 end
 
 -- Where a redirect goes: the new method and whether the body goes along; nil when the
@@ -463,7 +508,7 @@ end
 -- caller to close should a source or sink raise an error. Returns 1, code, headers,
 -- status, final URL, redirects followed; or nil, err.
 local function run(o, st)
-	local u, err = U.parse(o.url)
+	local u, err = parse_url(o.url)
 	if not u then return nil, err end
 	local method, body, source = o.method, o.body, o.source
 	local nredirects, location = 0, nil
@@ -489,16 +534,28 @@ local function run(o, st)
 		end
 		local nu
 		if newmethod then
-			nu, err = U.parse(U.absolute(u, target))
+			nu, err = parse_url(U.absolute(u, target))
 			if nu and nu.scheme ~= 'http' and nu.scheme ~= 'https' then
 				newmethod = nil -- as LuaSocket: a redirect elsewhere is the answer
 			end
 		end
 		if not newmethod then
-			local src, state = W.body_source(c, kind, length, headers, o.maxsize, o.decode)
-			local ok, perr = ltn12.pump.all(src, o.sink, o.step)
-			release(o, st, c, ok and state.done and W.reusable(code, minor, headers, kind))
-			if not ok then return nil, perr end
+			if o.collect and kind == 'length' and length <= W.BLOCK
+					and not (o.decode and headers['content-encoding']) then
+				-- the string form, a body of one block: one receive, no source or sink
+				local data, berr = W.read_length(c, length, o.maxsize)
+				release(o, st, c, data and W.reusable(code, minor, headers, kind))
+				if not data then return nil, berr end
+				o.collected = data
+			else
+				local sink, parts = o.sink, nil
+				if o.collect then sink, parts = ltn12.sink.table() end
+				local src, state = W.body_source(c, kind, length, headers, o.maxsize, o.decode)
+				local ok, perr = ltn12.pump.all(src, sink, o.step)
+				release(o, st, c, ok and state.done and W.reusable(code, minor, headers, kind))
+				if not ok then return nil, perr end
+				if parts then o.collected = table.concat(parts) end
+			end
 			if location then headers.location = headers.location or location end
 			return 1, code, headers, status, U.absolute_url(u), nredirects
 		end
@@ -526,14 +583,17 @@ end
 
 -- Runs a request; if a source, sink or create function raises, the connection in use
 -- is closed and the error goes on to the caller.
-local function perform(reqt, body, level)
+-- With `collect` (the string form), the body is returned in place of the 1.
+local function perform(reqt, body, level, collect)
 	local o = options(reqt, body, level + 1)
+	o.collect = collect
 	local st = {}
 	local ok, a, b, c, d, e, f = pcall(run, o, st)
 	if not ok then
 		if st.conn then st.conn.sock:close() end
 		error(a, 0)
 	end
+	if collect and a then a = o.collected end
 	return a, b, c, d, e, f
 end
 
@@ -542,14 +602,11 @@ function http.request(reqt, body)
 		if body ~= nil and type(body) ~= 'string' then
 			error("bad argument #2 to 'request' (string expected, got " .. type(body) .. ')', 2)
 		end
-		local t = {}
-		local simple = {url = reqt, sink = ltn12.sink.table(t)}
+		local simple = {url = reqt}
 		if body then
 			simple.headers = {['content-type'] = 'application/x-www-form-urlencoded'}
 		end
-		local ok, code, headers, status, url, redirects = perform(simple, body, 3)
-		if not ok then return nil, code end
-		return table.concat(t), code, headers, status, url, redirects
+		return perform(simple, body, 3, true)
 	elseif type(reqt) == 'table' then
 		return perform(reqt, nil, 3)
 	end

@@ -17,8 +17,11 @@
 //! `nil, 'malformed response (why)'` when the bytes are not HTTP. A non-string argument
 //! raises a Lua error naming the function.
 
-use mlua::{Lua, MultiValue, Table, Value};
+use crate::lua::reply::{guarded, raise, Reply};
+use crate::lua::stack::Stack;
+use mlua::{ffi, Lua, MultiValue, Table, Value};
 use std::borrow::Cow;
+use std::ffi::c_int;
 
 /// What the parsers answer when the buffer stops before the end of what they parse.
 pub const PARTIAL: &str = "partial";
@@ -30,24 +33,10 @@ const STACK_FIELDS: usize = 128;
 /// Adds the three parsers to `core`. Costs three function registrations; each call costs
 /// one pass over the buffer plus a Lua string per field.
 pub fn register(lua: &Lua, core: &Table) -> mlua::Result<()> {
-    core.set(
-        "parse_response_head",
-        lua.create_function(|lua, buf: Value| {
-            let buf = string_arg(&buf, "parse_response_head")?;
-            match parse_response_head(lua, &buf.as_bytes())? {
-                Parsed::Done(head) => Ok(MultiValue::from_vec(vec![
-                    Value::Integer(head.code as i64),
-                    Value::String(lua.create_string(&head.reason)?),
-                    Value::Table(head.fields.joined),
-                    Value::Integer(head.len as i64),
-                    Value::Integer(head.minor as i64),
-                    head.fields.repeated.map_or(Value::Nil, Value::Table),
-                ])),
-                Parsed::Partial => failure(lua, PARTIAL),
-                Parsed::Malformed(why) => failure(lua, &malformed(why)),
-            }
-        })?,
-    )?;
+    // SAFETY: lua_parse_response_head follows the raw-binding rules of crate::lua::reply.
+    core.set("parse_response_head", unsafe {
+        lua.create_c_function(lua_parse_response_head)?
+    })?;
     core.set(
         "parse_header_fields",
         lua.create_function(|lua, buf: Value| {
@@ -82,6 +71,148 @@ pub fn register(lua: &Lua, core: &Table) -> mlua::Result<()> {
     Ok(())
 }
 
+/// A response head located in a buffer: numbers, and byte ranges of the buffer.
+struct HeadSpans {
+    code: u16,
+    minor: u8,
+    len: usize,
+    reason: (usize, usize),
+    /// (name start, name end, value start, value end) of each field.
+    fields: Vec<(usize, usize, usize, usize)>,
+}
+
+/// Where `inner` (a slice of `outer`) starts and ends in `outer`.
+fn span(outer: &[u8], inner: &[u8]) -> (usize, usize) {
+    let start = inner.as_ptr() as usize - outer.as_ptr() as usize;
+    (start, start + inner.len())
+}
+
+/// Parses the response head at the start of `buf` into spans of `buf`, with as many field
+/// slots as `raw` has.
+fn locate_head<'b>(
+    buf: &'b [u8],
+    raw: &mut [httparse::Header<'b>],
+) -> Result<Option<HeadSpans>, &'static str> {
+    let mut response = httparse::Response::new(raw);
+    let mut config = httparse::ParserConfig::default();
+    config
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .allow_spaces_after_header_name_in_responses(true)
+        .allow_multiple_spaces_in_response_status_delimiters(true);
+    let len = match config.parse_response(&mut response, buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(describe(e)),
+    };
+    let (Some(code), Some(minor)) = (response.code, response.version) else {
+        return Err("invalid response status");
+    };
+    let reason = response.reason.map_or((0, 0), |r| span(buf, r.as_bytes()));
+    let fields = response
+        .headers
+        .iter()
+        .map(|f| {
+            let (ns, ne) = span(buf, f.name.as_bytes());
+            let (vs, ve) = span(buf, f.value);
+            (ns, ne, vs, ve)
+        })
+        .collect();
+    Ok(Some(HeadSpans {
+        code,
+        minor,
+        len,
+        reason,
+        fields,
+    }))
+}
+
+/// `core.parse_response_head(buf)` as a raw C function: the hot path of every response,
+/// so it pushes the field table itself instead of going through mlua's conversions.
+/// The work (httparse) is done first, into spans of `buf`, which stays on the Lua stack
+/// (so in place) while the results are pushed.
+unsafe extern "C-unwind" fn lua_parse_response_head(state: *mut ffi::lua_State) -> c_int {
+    let st = Stack::new(state);
+    let Some(buf) = st.string(1) else {
+        let why = format!("string expected, got {}", st.type_name(1));
+        raise(
+            &st,
+            &crate::lua::reply::misuse_message("parse_response_head", 1, &why),
+        );
+    };
+    let located = guarded(|| {
+        let mut raw = [httparse::EMPTY_HEADER; STACK_FIELDS];
+        match locate_head(buf, &mut raw) {
+            Err(TOO_MANY) => {
+                let mut raw = vec![httparse::EMPTY_HEADER; line_count(buf)];
+                locate_head(buf, &mut raw)
+            }
+            other => other,
+        }
+    });
+    let head = match located {
+        Ok(Ok(Some(head))) => head,
+        Ok(Ok(None)) => return Reply::Fail(PARTIAL.into()).push(&st),
+        Ok(Err(why)) => return Reply::Fail(malformed(why).into()).push(&st),
+        Err(panic) => return Reply::Internal(panic).push(&st),
+    };
+    st.push_int(head.code as i64);
+    st.push_bytes(&buf[head.reason.0..head.reason.1]);
+    ffi::lua_createtable(state, 0, head.fields.len().min(64) as c_int);
+    let fields_at = st.count();
+    // the `repeated` table's slot, nil until a name repeats
+    st.push_nil();
+    let repeated_at = st.count();
+    let mut lower = Vec::with_capacity(64);
+    for &(ns, ne, vs, ve) in &head.fields {
+        lower.clear();
+        lower.extend(buf[ns..ne].iter().map(u8::to_ascii_lowercase));
+        let value = unfold(&buf[vs..ve]);
+        st.push_bytes(&lower);
+        ffi::lua_rawget_(state, fields_at);
+        if ffi::lua_type(state, -1) == ffi::LUA_TNIL {
+            ffi::lua_settop(state, -2);
+            st.push_bytes(&lower);
+            st.push_bytes(&value);
+            ffi::lua_rawset(state, fields_at);
+            continue;
+        }
+        // A repeat (the value so far on top): the joined value goes in the fields, each
+        // value in `repeated`.
+        if ffi::lua_type(state, repeated_at) == ffi::LUA_TNIL {
+            ffi::lua_createtable(state, 0, 1);
+            ffi::lua_replace(state, repeated_at);
+        }
+        st.push_bytes(&lower);
+        ffi::lua_rawget_(state, repeated_at);
+        if ffi::lua_type(state, -1) == ffi::LUA_TNIL {
+            // the first repeat: `previous` is still the first value alone
+            ffi::lua_settop(state, -2);
+            ffi::lua_createtable(state, 2, 0);
+            ffi::lua_pushvalue(state, -2);
+            ffi::lua_rawseti_(state, -2, 1);
+            st.push_bytes(&lower);
+            ffi::lua_pushvalue(state, -2);
+            ffi::lua_rawset(state, repeated_at);
+        }
+        let n = ffi::lua_objlen(state, -1);
+        st.push_bytes(&value);
+        ffi::lua_rawseti_(state, -2, n as c_int + 1);
+        ffi::lua_settop(state, -2);
+        // stack: previous; build previous .. ", " .. value
+        st.push_str(", ");
+        st.push_bytes(&value);
+        ffi::lua_concat(state, 3);
+        st.push_bytes(&lower);
+        ffi::lua_insert(state, -2);
+        ffi::lua_rawset(state, fields_at);
+    }
+    st.push_int(head.len as i64);
+    st.push_int(head.minor as i64);
+    ffi::lua_pushvalue(state, repeated_at);
+    ffi::lua_remove(state, repeated_at);
+    6
+}
+
 /// What a parser made of a buffer.
 pub enum Parsed<T> {
     /// A complete head (or field block, or chunk size).
@@ -92,70 +223,12 @@ pub enum Parsed<T> {
     Malformed(&'static str),
 }
 
-/// A parsed response head.
-pub struct ResponseHead {
-    /// The status code, such as 200.
-    pub code: u16,
-    /// The reason phrase ("" when the server sent none).
-    pub reason: String,
-    /// The header fields.
-    pub fields: Fields,
-    /// Bytes of the buffer the head took, its empty line included.
-    pub len: usize,
-    /// The minor HTTP version: 1 for HTTP/1.1, 0 for HTTP/1.0.
-    pub minor: u8,
-}
-
-/// Parses a response head at the start of `buf`. Lenient where servers are known to be
-/// sloppy (folded fields, spaces before the colon); strict about the status line.
-/// Costs one pass over the head and one Lua string per field.
-pub fn parse_response_head(lua: &Lua, buf: &[u8]) -> mlua::Result<Parsed<ResponseHead>> {
-    let mut raw = [httparse::EMPTY_HEADER; STACK_FIELDS];
-    match parse_response_into(lua, buf, &mut raw)? {
-        Parsed::Malformed(TOO_MANY) => {
-            let mut raw = vec![httparse::EMPTY_HEADER; line_count(buf)];
-            parse_response_into(lua, buf, &mut raw)
-        }
-        parsed => Ok(parsed),
-    }
-}
-
 /// What httparse says when `raw` has too few slots for the fields.
 const TOO_MANY: &str = "too many header fields";
 
 /// An upper bound on the header fields in `buf`: its line count.
 fn line_count(buf: &[u8]) -> usize {
     memchr::memchr_iter(b'\n', buf).count() + 1
-}
-
-fn parse_response_into<'b>(
-    lua: &Lua,
-    buf: &'b [u8],
-    raw: &mut [httparse::Header<'b>],
-) -> mlua::Result<Parsed<ResponseHead>> {
-    let mut response = httparse::Response::new(raw);
-    let mut config = httparse::ParserConfig::default();
-    config
-        .allow_obsolete_multiline_headers_in_responses(true)
-        .allow_spaces_after_header_name_in_responses(true)
-        .allow_multiple_spaces_in_response_status_delimiters(true);
-    let len = match config.parse_response(&mut response, buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
-        Err(e) => return Ok(Parsed::Malformed(describe(e))),
-    };
-    let (Some(code), Some(minor)) = (response.code, response.version) else {
-        return Ok(Parsed::Malformed("invalid response status"));
-    };
-    let reason = response.reason.unwrap_or("").to_string();
-    let fields = field_table(lua, response.headers)?;
-    Ok(Parsed::Done(ResponseHead {
-        code,
-        reason,
-        fields,
-        len,
-        minor,
-    }))
 }
 
 /// Parses header fields ending in an empty line at the start of `buf` (a chunked body's
@@ -290,16 +363,47 @@ fn string_arg(v: &Value, fname: &str) -> mlua::Result<mlua::LuaString> {
 mod tests {
     use super::*;
 
-    fn head(lua: &Lua, buf: &[u8]) -> ResponseHead {
-        match parse_response_head(lua, buf).expect("lua") {
-            Parsed::Done(h) => h,
-            Parsed::Partial => panic!("partial"),
-            Parsed::Malformed(why) => panic!("malformed: {why}"),
+    /// What core.parse_response_head answers.
+    struct Head {
+        code: u16,
+        reason: String,
+        fields: Table,
+        len: usize,
+        minor: u8,
+        repeated: Option<Table>,
+    }
+
+    /// Calls the C function: Ok(head), or Err(the message of `nil, message`).
+    fn parse(lua: &Lua, buf: &[u8]) -> Result<Head, String> {
+        // SAFETY: as register.
+        let f = unsafe { lua.create_c_function(lua_parse_response_head) }.unwrap();
+        let (code, reason, fields, len, minor, repeated): (
+            Option<u16>,
+            String,
+            Option<Table>,
+            Option<usize>,
+            Option<u8>,
+            Option<Table>,
+        ) = f.call(lua.create_string(buf).unwrap()).unwrap();
+        match (code, fields, len, minor) {
+            (Some(code), Some(fields), Some(len), Some(minor)) => Ok(Head {
+                code,
+                reason,
+                fields,
+                len,
+                minor,
+                repeated,
+            }),
+            _ => Err(reason),
         }
     }
 
-    fn field(h: &ResponseHead, name: &str) -> Option<String> {
-        h.fields.joined.get::<Option<String>>(name).expect("field")
+    fn head(lua: &Lua, buf: &[u8]) -> Head {
+        parse(lua, buf).expect("parsed")
+    }
+
+    fn field(h: &Head, name: &str) -> Option<String> {
+        h.fields.get::<Option<String>>(name).expect("field")
     }
 
     #[test]
@@ -324,12 +428,7 @@ mod tests {
         let h = head(&lua, &buf);
         assert_eq!(field(&h, "x-f1499").as_deref(), Some("1499"));
         assert_eq!(field(&h, "set-cookie").as_deref(), Some("a=1, b, c=2, d=3"));
-        let list: Vec<String> = h
-            .fields
-            .repeated
-            .expect("repeated")
-            .get("set-cookie")
-            .unwrap();
+        let list: Vec<String> = h.repeated.expect("repeated").get("set-cookie").unwrap();
         assert_eq!(list, ["a=1, b", "c=2", "d=3"]);
     }
 
@@ -344,18 +443,14 @@ mod tests {
     #[test]
     fn partial_and_malformed() {
         let lua = Lua::new();
-        assert!(matches!(
-            parse_response_head(&lua, b"HTTP/1.1 200 OK\r\nA: b\r\n").unwrap(),
-            Parsed::Partial
-        ));
-        assert!(matches!(
-            parse_response_head(&lua, b"garbage here\r\n\r\n").unwrap(),
-            Parsed::Malformed(_)
-        ));
-        assert!(matches!(
-            parse_response_head(&lua, b"HTTP/1.1 2x0 OK\r\n\r\n").unwrap(),
-            Parsed::Malformed(_)
-        ));
+        assert_eq!(
+            parse(&lua, b"HTTP/1.1 200 OK\r\nA: b\r\n").err().as_deref(),
+            Some(PARTIAL)
+        );
+        for garbage in [&b"garbage here\r\n\r\n"[..], b"HTTP/1.1 2x0 OK\r\n\r\n"] {
+            let err = parse(&lua, garbage).err().unwrap_or_default();
+            assert!(err.starts_with("malformed response ("), "{err}");
+        }
     }
 
     #[test]
@@ -386,6 +481,8 @@ mod tests {
                 assert(size == 31, size)
                 assert(reason == 'No Content' and len == 27 and minor == 1, reason)
                 assert(not pcall(core.parse_chunk_size, {}))
+                local ok, err = pcall(core.parse_response_head, {})
+                assert(not ok and err:find("bad argument #1 to 'parse_response_head' (string expected, got table)", 1, true), err)
                 return code, partial
             "#,
             )

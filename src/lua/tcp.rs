@@ -159,6 +159,7 @@ method_table! {
     "getfamily" => m_getfamily,
     "setfd" => m_setfd,
     "dirty" => m_dirty,
+    "maybereadable" => m_maybereadable,
     "buffered" => m_buffered,
     "token" => m_token,
     "drain" => m_drain,
@@ -426,6 +427,11 @@ unsafe extern "C-unwind" fn m_setfd(state: *mut lua_State) -> c_int {
 unsafe extern "C-unwind" fn m_dirty(state: *mut lua_State) -> c_int {
     let st = Stack::new(state);
     on_socket(&st, "dirty", |s| Reply::Bool(s.dirty()))
+}
+
+unsafe extern "C-unwind" fn m_maybereadable(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    on_socket(&st, "maybereadable", |s| Reply::Bool(s.maybe_readable()))
 }
 
 unsafe extern "C-unwind" fn m_buffered(state: *mut lua_State) -> c_int {

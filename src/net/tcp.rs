@@ -899,6 +899,13 @@ impl TcpSocket {
         self.buffered() > 0
     }
 
+    /// False when nothing is buffered and the reactor has seen no readiness since a read
+    /// took everything there was: a read would only say EAGAIN. True says only "maybe"
+    /// (poll to know). Costs no system call.
+    pub fn maybe_readable(&self) -> bool {
+        !self.rbuf.is_empty() || self.may_read()
+    }
+
     /// How many received bytes wait in the buffer.
     pub fn buffered(&self) -> usize {
         self.rbuf.len() + self.tls.as_ref().map_or(0, |t| t.buffered())

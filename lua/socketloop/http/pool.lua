@@ -16,9 +16,17 @@ local P = {}
 local idle = {}  -- key -> array of {sock, since}, oldest first
 local count = 0  -- idle connections in all
 
--- True when an idle connection still looks usable: nothing buffered, and poll(2) with
--- no timeout says there is nothing to read (no data, no end of stream).
-local function usable(sock, tls)
+-- Seconds of idleness within which the reactor's knowledge of a socket is trusted.
+local TRUST_REACTOR = 1
+
+-- True when an idle connection still looks usable: nothing buffered, and nothing to read
+-- (no data, no end of stream). With `retryable` (the request can go again on a fresh
+-- connection should this one turn out closed), for one of our sockets idle less than
+-- TRUST_REACTOR seconds, the reactor knows that without a system call when no readiness
+-- came since a read drained it; otherwise poll(2) with no timeout tells.
+local function usable(sock, tls, idle_for, retryable)
+	local raw = retryable and not tls and sock.ours and sock.socket
+	if raw and idle_for < TRUST_REACTOR and not raw:maybereadable() then return true end
 	if sock:dirty() then return false end
 	if tls then
 		-- The kernel may hold TLS records that carry no data (TLS 1.3 session tickets):
@@ -32,8 +40,9 @@ local function usable(sock, tls)
 end
 
 -- An idle connection to `key` that is still usable, or nil. Closes the stale ones it
--- meets. Costs one poll(2) per connection looked at.
-function P.take(key, idletimeout)
+-- meets. Costs a poll(2) per connection looked at, unless the reactor already knows
+-- (see usable).
+function P.take(key, idletimeout, retryable)
 	local list = idle[key]
 	if not list then return nil end
 	local t = now()
@@ -43,7 +52,7 @@ function P.take(key, idletimeout)
 		list[#list] = nil
 		count = count - 1
 		local sock = entry[1]
-		if t - entry[2] < idletimeout and usable(sock, tls) then
+		if t - entry[2] < idletimeout and usable(sock, tls, t - entry[2], retryable) then
 			if #list == 0 then idle[key] = nil end
 			return sock
 		end

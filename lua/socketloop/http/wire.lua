@@ -14,6 +14,7 @@ local now = core.now
 local parse_head, parse_fields = core.parse_response_head, core.parse_header_fields
 local parse_chunk_size, body_decoder = core.parse_chunk_size, core.body_decoder
 local concat, min, format = table.concat, math.min, string.format
+local find, sub, gsub, match = string.find, string.sub, string.gsub, string.match
 
 local W = {}
 
@@ -41,13 +42,48 @@ local function arm(c)
 	return true
 end
 
-local function receive(c, pattern)
-	if not arm(c) then return nil, 'timeout', '' end
-	local data, err, partial = c.sock:receive(pattern)
+local function sock_receive(c, pattern, prefix)
+	if not arm(c) then return nil, 'timeout', prefix or '' end
+	local data, err, partial = c.sock:receive(pattern, prefix)
 	if err == 'receive limit exceeded' then
 		return nil, MALFORMED .. ' (line too long)', partial
 	end
 	return data, err, partial
+end
+
+-- Receives a line ('*l', without its LF, every CR dropped, as the socket's) or a count
+-- of bytes, from `c.pending` (bytes received with the head that follow it) first.
+local function receive(c, pattern)
+	local pending = c.pending
+	if not pending then return sock_receive(c, pattern) end
+	if pattern == '*l' then
+		local i = find(pending, '\n', 1, true)
+		c.pending = i and i < #pending and sub(pending, i + 1) or nil
+		if i then return (gsub(sub(pending, 1, i - 1), '\r', '')) end
+		return sock_receive(c, '*l', (gsub(pending, '\r', '')))
+	end
+	if #pending >= pattern then
+		c.pending = #pending > pattern and sub(pending, pattern + 1) or nil
+		return #pending > pattern and sub(pending, 1, pattern) or pending
+	end
+	c.pending = nil
+	return sock_receive(c, pattern, pending)
+end
+
+-- Waits for bytes and returns every byte received so far (at least one). A socket from
+-- `create` that is not one of ours (`c.foreign`) cannot say what it has buffered: it
+-- gives a line at a time instead (its CRs dropped, which the head parser takes).
+local function receive_some(c)
+	if c.foreign then
+		local line, err, partial = sock_receive(c, '*l')
+		if not line then return nil, err, partial end
+		return line .. '\n'
+	end
+	local data, err, partial = sock_receive(c, 1)
+	if not data then return nil, err, partial end
+	local n = c.sock:buffered()
+	if n > 0 then return sock_receive(c, n, data) end
+	return data
 end
 
 local function send(c, data)
@@ -93,42 +129,50 @@ function W.body_sink(c, chunked)
 end
 
 -- Reads one response head, from the status line to the empty line, of at most
--- `maxhead` bytes. Returns code, reason, headers, minor version, status line, repeated
--- fields (nil or name -> list of values); or nil, err, started (true when some of the
--- response had arrived, so the request cannot be retried elsewhere).
+-- `maxhead` bytes, parsed in one call of src/codec/http_head.rs; bytes received after it
+-- stay in `c.pending`. Returns code, reason, headers, minor version, status line,
+-- repeated fields (nil or name -> list of values); or nil, err, started (true when some
+-- of the response had arrived, so the request cannot be retried elsewhere).
 local function read_head(c, maxhead)
-	local line, err, partial = receive(c, '*l')
-	-- Servers may send empty lines before a status line (RFC 9112, 2.2).
-	for _ = 1, 4 do
-		if line ~= '' then break end
-		line, err, partial = receive(c, '*l')
+	local buf = c.pending
+	c.pending = nil
+	if not buf then
+		local err, partial
+		buf, err, partial = receive_some(c)
+		if not buf then return nil, err, partial ~= nil and partial ~= '' end
 	end
-	if not line then
-		return nil, err, partial ~= nil and partial ~= ''
-	end
-	-- A status line alone parses as 'partial'; anything else is not HTTP, and waiting
-	-- for an empty line after garbage could wait forever.
-	local code, why = parse_head(line .. '\r\n')
-	if code or why ~= 'partial' then
-		return nil, code and MALFORMED .. ' (no header end)' or why, true
-	end
-	local parts, n, size = {line, '\r\n'}, 2, #line + 2
-	repeat
-		line, err = receive(c, '*l')
-		if not line then return nil, err, true end
-		size = size + #line + 2
-		if size > maxhead then
-			return nil, format('%s (head over %d bytes)', MALFORMED, maxhead), true
+	-- Pieces are gathered in `parts` and joined only when the empty line (or, once, the
+	-- end of the status line) has come, so a head trickling in costs linear time.
+	local parts, n, size, statusline_seen = {buf}, 1, #buf, false
+	local piece = buf
+	while true do
+		local complete = find(piece, '\n\r?\n')
+		if complete or not statusline_seen and find(piece, '\n', 1, true) then
+			statusline_seen = true
+			if n > 1 then
+				buf = concat(parts, '', 1, n)
+				parts[1], n = buf, 1
+			end
+			local code, reason, headers, len, minor, repeated = parse_head(buf)
+			if code then
+				if len > maxhead then break end
+				if len < #buf then c.pending = sub(buf, len + 1) end
+				return code, reason, headers, minor, match(buf, '^[\r\n]*([^\r\n]*)'), repeated
+			end
+			-- httparse fails as soon as the bytes are not HTTP: no waiting for an empty
+			-- line after garbage.
+			if reason ~= 'partial' then return nil, reason, true end
 		end
-		parts[n + 1] = line
-		parts[n + 2] = '\r\n'
-		n = n + 2
-	until line == ''
-	local status = parts[1]
-	local reason, headers, minor, repeated
-	code, reason, headers, _, minor, repeated = parse_head(concat(parts))
-	if not code then return nil, reason, true end
-	return code, reason, headers, minor, status, repeated
+		if size > maxhead then break end
+		local more, err = receive_some(c)
+		if not more then return nil, err, true end
+		-- the end of the head may straddle the pieces: look from the last 3 bytes on
+		piece = sub(parts[n], -3) .. more
+		n = n + 1
+		parts[n] = more
+		size = size + #more
+	end
+	return nil, format('%s (head over %d bytes)', MALFORMED, maxhead), true
 end
 
 -- Reads the final response head, skipping interim (1xx) ones; 101 is final. Returns
@@ -201,6 +245,16 @@ W.has_token = has_token
 local function truncated(err, expected, received)
 	if err ~= 'closed' then return err end
 	return format('closed (body truncated: expected %d bytes, received %d)', expected, received)
+end
+
+-- A body of `length` bytes (framed by Content-Length) read whole, in one receive, or
+-- nil, err; `maxsize` (nil: none) limits it.
+function W.read_length(c, length, maxsize)
+	if maxsize and length > maxsize then return nil, 'response body too large' end
+	if length == 0 then return '' end
+	local data, err, partial = receive(c, length)
+	if not data then return nil, truncated(err, length, #(partial or '')) end
+	return data
 end
 
 -- A source of the body's bytes as they came. `state.done` turns true once the body was
