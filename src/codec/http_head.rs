@@ -373,18 +373,22 @@ mod tests {
         repeated: Option<Table>,
     }
 
+    /// What the C function returns, each value as it may be.
+    type Returned = (
+        Option<u16>,
+        String,
+        Option<Table>,
+        Option<usize>,
+        Option<u8>,
+        Option<Table>,
+    );
+
     /// Calls the C function: Ok(head), or Err(the message of `nil, message`).
     fn parse(lua: &Lua, buf: &[u8]) -> Result<Head, String> {
         // SAFETY: as register.
         let f = unsafe { lua.create_c_function(lua_parse_response_head) }.unwrap();
-        let (code, reason, fields, len, minor, repeated): (
-            Option<u16>,
-            String,
-            Option<Table>,
-            Option<usize>,
-            Option<u8>,
-            Option<Table>,
-        ) = f.call(lua.create_string(buf).unwrap()).unwrap();
+        let (code, reason, fields, len, minor, repeated): Returned =
+            f.call(lua.create_string(buf).unwrap()).unwrap();
         match (code, fields, len, minor) {
             (Some(code), Some(fields), Some(len), Some(minor)) => Ok(Head {
                 code,
