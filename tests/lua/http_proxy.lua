@@ -1,12 +1,16 @@
 -- socketloop.http through a proxy of ours, written here on the loop: plain forwarding
--- (absolute-form requests) and CONNECT tunnels, credentials from the proxy URL as
--- Proxy-Authorization, the http_proxy and no_proxy environment variables, a refused
--- tunnel.
+-- (absolute-form requests) and CONNECT tunnels carrying http and https (to a TLS server
+-- of ours, certificates made by tests/lua/lib/tls_support.lua), credentials from the
+-- proxy URL as Proxy-Authorization, the http_proxy, https_proxy and no_proxy environment
+-- variables, a refused tunnel; Secure cookies sent over https only.
 local loop = require'socketloop'
 local http = require'socketloop.http'
 local ffi = require'ffi'
 local T = require'testlib'
 local H = require'http_support'
+local TS = require'tls_support'
+
+local certs = TS.make()
 
 ffi.cdef[[
 int setenv(const char *name, const char *value, int overwrite);
@@ -171,6 +175,44 @@ T.run('through the proxy', function()
 	setenv('http_proxy', 'http://127.0.0.1:' .. proxy_port)
 	setenv('http_proxy', nil)
 
+	-- https through a CONNECT tunnel: TLS runs to the server itself, inside the tunnel
+	local tls_origin = assert(loop.newserver('127.0.0.1', 0, origin_handler,
+		{tls = {certificate = certs.server, key = certs.server_key}}))
+	local tls_port = select(2, tls_origin:getsockname())
+	local https_base = 'https://localhost:' .. tls_port
+	local tls = {cafile = certs.ca}
+	log = {}
+	for i = 1, 2 do
+		out = {}
+		ok, code = http.request{url = https_base .. '/s' .. i, proxy = proxy_url, tls = tls,
+			sink = require'socketloop.ltn12'.sink.table(out)}
+		T.eq(table.concat(out), 'GET /s' .. i .. ' HTTP/1.1 host=localhost:' .. tls_port,
+			'https through the tunnel ' .. i .. ' (' .. tostring(code) .. ')')
+	end
+	T.eq(#log, 1, 'one CONNECT for two https requests')
+	T.eq(log[1] and log[1].line, 'CONNECT localhost:' .. tls_port .. ' HTTP/1.1', 'CONNECT to the https server')
+	-- https_proxy from the environment, no_proxy for it
+	http.closeidle()
+	setenv('https_proxy', proxy_url)
+	log = {}
+	T.eq(select(2, http.request{url = https_base .. '/s3', tls = tls}), 200, 'https_proxy')
+	T.eq(#log, 1, 'https_proxy used')
+	setenv('no_proxy', 'localhost')
+	http.closeidle()
+	T.eq(select(2, http.request{url = https_base .. '/s4', tls = tls}), 200, 'https, no_proxy')
+	T.eq(#log, 1, 'no_proxy honoured for https')
+	setenv('no_proxy', nil)
+	setenv('https_proxy', nil)
+	-- Secure cookies: set over https, sent over https, never over http
+	local jar = http.cookiejar()
+	jar:store(https_base .. '/', {'sid=1; Secure', 'plain=2'})
+	out = {}
+	http.request{url = https_base .. '/c', tls = tls, cookies = jar, sink = require'socketloop.ltn12'.sink.table(out)}
+	T.eq(jar:header(https_base .. '/c'), 'sid=1; plain=2', 'both for https')
+	T.eq(jar:header('http://localhost:' .. tls_port .. '/c'), 'plain=2', 'not the Secure one for http')
+	http.closeidle()
+	tls_origin:close()
+
 	-- misuse and bad proxies
 	T.raises("field 'proxy'", http.request, {url = base, proxy = 42})
 	ok, code = http.request{url = base, proxy = 'socks5://127.0.0.1:1'}
@@ -180,4 +222,5 @@ T.run('through the proxy', function()
 	origin:close()
 end)
 
+TS.cleanup(certs)
 T.finish()
