@@ -333,10 +333,18 @@ end
 local CONNECT_STAGGER = 0.25
 
 -- Connects our fresh socket to one of `addrs`, racing them (src/net/connect_race.rs).
+-- With timeout 0 (code that calls connect until it succeeds, as with LuaSocket) the race
+-- stays on the asocket between calls, each of which steps it once and answers 'timeout'
+-- until it is decided.
 local function connect_race(self, host, addrs, port, started)
 	local block = self.timeouts
 	if type(block) == 'table' then block = block.block end
-	local race = core.race(addrs, port, block or nil, CONNECT_STAGGER)
+	local polling = block == 0
+	local race = self.race
+	if not race then
+		race = core.race(addrs, port, not polling and block or nil, CONNECT_STAGGER)
+	end
+	self.race = nil
 	while true do
 		local fd, err, delay = race:step()
 		if fd then
@@ -356,6 +364,10 @@ local function connect_race(self, host, addrs, port, started)
 			race:close()
 			return connect_failure(host, err)
 		end
+		if polling then
+			self.race = race
+			return nil, 'timeout'
+		end
 		local total = type(self.timeouts) == 'table' and self.timeouts.total
 		if total then
 			local left = started + total - now()
@@ -373,14 +385,18 @@ end
 
 -- LuaSocket's connect to a name: looked up without blocking the loop; several addresses
 -- are raced on our fresh sockets, tried in order otherwise (a bound socket, a foreign one).
+-- With timeout 0 the lookup is still waited for (LuaSocket's blocks), the connect not.
 local function connect_name(self, host, port)
+	if self.race then
+		return connect_race(self, host, nil, port, nil)
+	end
 	local limit, started = time_left(self, nil)
 	local family = self.family
 	local fd = self.socket:getfd()
 	if fd and fd >= 0 then
 		family = select(3, self.socket:getsockname()) or family
 	end
-	local addrs, err = A.resolve(host, family, limit)
+	local addrs, err = A.resolve(host, family, limit ~= 0 and limit or nil)
 	if not addrs then return nil, err end
 	if self.ours and #addrs > 1 and not (fd and fd >= 0) then
 		return connect_race(self, host, addrs, port, started)
@@ -476,6 +492,10 @@ end
 
 function asocket:close()
 	local s = self.socket
+	if self.race then
+		self.race:close()
+		self.race = nil
+	end
 	if self.watch then
 		self.watch:close()
 		self.watch = nil

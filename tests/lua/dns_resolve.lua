@@ -165,6 +165,21 @@ T.run('a name with a dead and a live address connects to the live one', function
 	T.eq(c, nil, 'both refuse')
 	T.eq(err, 'dead.sltest: connection refused', 'the error')
 	s:close()
+	-- Timeout 0: connect answers 'timeout' until the race is decided, as LuaSocket's
+	-- does until its connect is done.
+	s = loop.tcp()
+	s:settimeout(0)
+	local r, e, calls = nil, nil, 0
+	for _ = 1, 500 do
+		calls = calls + 1
+		r, e = s:connect('fallback.sltest', port)
+		if r or e ~= 'timeout' then break end
+		loop.sleep(0.002)
+	end
+	T.eq(r, 1, 'a polled connect completes: ' .. tostring(e) .. ' after ' .. calls .. ' calls')
+	s:settimeout(5)
+	T.eq(s:receive(), 'live', 'to the live address')
+	s:close()
 	-- Options set before the connect apply to the connection that won.
 	s = loop.tcp()
 	s:setoption('keepalive', true)
