@@ -233,6 +233,23 @@ fn version_names_socketloop_and_luajit() {
 }
 
 #[test]
+fn long_version_and_help() {
+    let ran = run(runner(&["--version"]));
+    ok(&ran);
+    let want = format!("socketloop {} (LuaJIT ", env!("CARGO_PKG_VERSION"));
+    assert!(ran.stdout.starts_with(&want), "{}", ran.dump());
+    assert!(ran.stdout.trim_end().ends_with(')'), "{}", ran.dump());
+    let ran = run(runner(&["--help"]));
+    ok(&ran);
+    for option in ["-e chunk", "--version", "--copas", "--help"] {
+        assert!(ran.stdout.contains(option), "{option}: {}", ran.dump());
+    }
+    let ran = run(runner(&["--no-such-option"]));
+    assert_eq!(ran.code(), Some(1), "{}", ran.dump());
+    assert!(ran.stderr.contains("'--no-such-option'"), "{}", ran.dump());
+}
+
+#[test]
 fn dash_reads_the_script_from_stdin() {
     let script = "print('from stdin', arg[0], ...)\nprint(select('#', ...))\n";
     let ran = run_with_stdin(runner(&["-", "a", "-e"]), script);

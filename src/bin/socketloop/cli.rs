@@ -13,6 +13,8 @@ pub enum Action {
     Optimize(String),
     /// `--luasocket`: `require'socketloop'.luasocket()`
     LuaSocket,
+    /// `--copas`: `package.loaded.copas = require'socketloop.copas'`
+    Copas,
 }
 
 /// Where the main script comes from.
@@ -27,6 +29,8 @@ pub enum Script {
 pub struct Invocation {
     pub actions: Vec<Action>,
     pub version: bool,
+    /// `--help`: print the usage and exit.
+    pub help: bool,
     pub script: Option<Script>,
     /// Index in argv of the script (argv.len() when there is none): `arg[0]`.
     pub script_index: usize,
@@ -46,7 +50,10 @@ Available options are:
   --workers N|auto  Run N worker processes (auto: one per core), each running the
                     script with its own loop; listening sockets get SO_REUSEPORT.
   --        Stop handling options.
-  -         Execute stdin and stop handling options.";
+  -         Execute stdin and stop handling options.
+  --version Show socketloop's and LuaJIT's versions (as -v).
+  --copas   Make require'copas' return socketloop.copas (copas programs run unchanged).
+  --help    Show this help.";
 
 /// Parses `argv` (argv[0] is the program). Errors name the offending option.
 pub fn parse(argv: &[String]) -> Result<Invocation, String> {
@@ -89,6 +96,24 @@ pub fn parse(argv: &[String]) -> Result<Invocation, String> {
         }
         if !a.starts_with('-') {
             break;
+        }
+        match a {
+            "--version" => {
+                inv.version = true;
+                i += 1;
+                continue;
+            }
+            "--help" => {
+                inv.help = true;
+                i += 1;
+                continue;
+            }
+            "--copas" => {
+                inv.actions.push(Action::Copas);
+                i += 1;
+                continue;
+            }
+            _ => {}
         }
         match &a[..2.min(a.len())] {
             "-v" if a.len() == 2 => inv.version = true,
@@ -167,6 +192,18 @@ mod tests {
         assert_eq!(
             parse(&args("sl --workers")),
             Err("'--workers' needs argument".into())
+        );
+    }
+
+    #[test]
+    fn long_options() {
+        let inv = parse(&args("sl --version --copas --help x.lua")).unwrap();
+        assert!(inv.version && inv.help);
+        assert_eq!(inv.actions, vec![Action::Copas]);
+        assert_eq!(inv.script, Some(Script::File("x.lua".into())));
+        assert_eq!(
+            parse(&args("sl --nope")),
+            Err("unrecognized option '--nope'".into())
         );
     }
 

@@ -1,4 +1,4 @@
--- The runner's main thread: the -l, -e, -j, -O and --luasocket actions in order, then the script,
+-- The runner's main thread: the -l, -e, -j, -O, --luasocket and --copas actions in order, then the script,
 -- all in one loop thread; then the loop, until no thread waits on anything.
 -- Called with (actions, script function or false, script args...); returns the
 -- traceback of an uncaught error in the main thread (or nil) and the signal that
@@ -26,6 +26,8 @@ local function main(...)
 			_G[a[2]] = require(a[2])
 		elseif a[1] == 'luasocket' then
 			require'socketloop'.luasocket()
+		elseif a[1] == 'copas' then
+			package.loaded.copas = require'socketloop.copas'
 		elseif a[1] == 'exec' then
 			a[2]()
 		elseif a[1] == 'jit' then

@@ -93,6 +93,10 @@ fn run_in(
     mut inv: Invocation,
     worker: Option<(usize, usize)>,
 ) -> Result<u8, String> {
+    if inv.help {
+        println!("{}", cli::USAGE);
+        return Ok(0);
+    }
     if inv.version {
         let v: String = lua.load("return jit.version").eval().map_err(lua_error)?;
         println!("socketloop {} ({v})", env!("CARGO_PKG_VERSION"));
@@ -170,6 +174,7 @@ fn compile_actions(lua: &Lua, actions: &[Action]) -> Result<Table, String> {
             Action::Jit(cmd) => lua.create_sequence_from(["jit", cmd.as_str()]),
             Action::Optimize(opts) => lua.create_sequence_from(["opt", opts.as_str()]),
             Action::LuaSocket => lua.create_sequence_from(["luasocket"]),
+            Action::Copas => lua.create_sequence_from(["copas"]),
         };
         list.raw_push(entry.map_err(lua_error)?)
             .map_err(lua_error)?;
