@@ -91,3 +91,8 @@ fn socketloop_ltn12(lua: &Lua) -> mlua::Result<Value> {
 fn socketloop_httpserver(lua: &Lua) -> mlua::Result<Value> {
     open_submodule(lua, "socketloop.httpserver")
 }
+
+#[mlua::lua_module]
+fn socketloop_copas(lua: &Lua) -> mlua::Result<Value> {
+    open_submodule(lua, "socketloop.copas")
+}

@@ -648,3 +648,44 @@ fn sigterm_stops_a_thread_waiting_in_start() {
         "halted, and the Lua state was closed"
     );
 }
+
+/// The same copas program under Debian's lua-copas (stock luajit, `require'copas'`), under
+/// the runner's `--copas` and under stock luajit with `package.loaded.copas =
+/// require'socketloop.copas'`: the three print the same lines.
+#[test]
+fn copas_program_prints_the_same_under_copas_and_socketloop_copas() {
+    let script = helper("copas_compare.lua");
+    assert!(
+        Path::new("/usr/share/lua/5.1/copas.lua").exists(),
+        "Debian's lua-copas is not installed (scripts/test installs it)"
+    );
+    let mut debian = base_command("luajit");
+    debian.arg(&script);
+    let debian = run(debian);
+    ok(&debian);
+    let runner_copas = run(runner(&["--copas", &script]));
+    ok(&runner_copas);
+    let mut stock = base_command("luajit");
+    stock
+        .env("LUA_CPATH", format!("{}/lib?.so;;", module_dir().display()))
+        .args([
+            "-e",
+            "package.loaded.copas = require'socketloop.copas'",
+            &script,
+        ]);
+    let stock = run(stock);
+    ok(&stock);
+    for line in [
+        "client got: echo: hello",
+        "big reply: 100000 bytes",
+        "handler error: boom from the handler",
+        "after boom: closed",
+        "raw got: echo: raw functions",
+        "server saw: closed",
+        "client got: echo: sync",
+    ] {
+        assert!(debian.stdout.contains(line), "{line}: {}", debian.dump());
+    }
+    assert_eq!(runner_copas.stdout, debian.stdout, "{}", runner_copas.dump());
+    assert_eq!(stock.stdout, debian.stdout, "{}", stock.dump());
+}

@@ -4,7 +4,7 @@
 local T = require'testlib'
 
 local interpreter = T.mode == 'luajit' and 'luajit' or os.getenv('SOCKETLOOP_BIN')
-for _, name in ipairs{'coro', 'rpc', 'tango', 'http', 'ltn12', 'httpserver'} do
+for _, name in ipairs{'coro', 'rpc', 'tango', 'http', 'ltn12', 'httpserver', 'copas'} do
 	local cmd = ("%s -e \"local m = require'socketloop.%s'; "
 		.. "io.write(type(m), ' ', tostring(package.loaded['socketloop.%s'] == m))\" 2>&1")
 		:format(interpreter, name, name)
