@@ -686,6 +686,11 @@ fn copas_program_prints_the_same_under_copas_and_socketloop_copas() {
     ] {
         assert!(debian.stdout.contains(line), "{line}: {}", debian.dump());
     }
-    assert_eq!(runner_copas.stdout, debian.stdout, "{}", runner_copas.dump());
+    assert_eq!(
+        runner_copas.stdout,
+        debian.stdout,
+        "{}",
+        runner_copas.dump()
+    );
     assert_eq!(stock.stdout, debian.stdout, "{}", stock.dump());
 }
