@@ -660,7 +660,7 @@ end
 
 ------------------------------------------------------------------- helpers
 
-local submodules = {http = true}
+local submodules = {http = true, lock = true, semaphore = true, queue = true, timer = true}
 
 return setmetatable(copas, {
 	__index = function(t, key)
