@@ -20,7 +20,13 @@ loop.sleep = S.sleep
 loop.sleep_until = S.sleep_until
 loop.now = core.now
 loop.wrap = A.wrap
-loop.stats = S.stats
+
+-- Seeing inside the loop (lua/socketloop/introspect.lua).
+local introspect = require'socketloop.introspect'
+loop.stats = introspect.stats
+loop.threads = introspect.threads
+loop.dump = introspect.dump
+loop.warn_slow = introspect.warn_slow
 
 -- Coordination between threads (lua/socketloop/sync.lua).
 local sync = require'socketloop.sync'

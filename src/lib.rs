@@ -29,7 +29,8 @@ extern "C" {}
 /// Creates a loop in `lua` and returns the `socketloop` module table. With
 /// `catch_signals`, the loop catches SIGINT and SIGTERM (the runner's choice: see its
 /// main.lua for what they do; a host program that loads the module keeps its own signal
-/// handling, and scripts catch signals with `loop.onsignal`).
+/// handling, and scripts catch signals with `loop.onsignal`), and SIGQUIT, for which
+/// the loop writes its thread dump (`loop.dump`) and goes on.
 pub fn open(lua: &Lua, catch_signals: bool) -> mlua::Result<Table> {
     let reactor = crate::rt::reactor::Reactor::shared().map_err(mlua::Error::external)?;
     if catch_signals {
@@ -39,6 +40,10 @@ pub fn open(lua: &Lua, catch_signals: bool) -> mlua::Result<Table> {
                 .catch_signal(signal, true)
                 .map_err(mlua::Error::external)?;
         }
+        reactor
+            .borrow_mut()
+            .catch_signal(libc::SIGQUIT, false)
+            .map_err(mlua::Error::external)?;
     }
     let core = crate::lua::core_table::core_table(lua, &reactor)?;
     let private = crate::lua::core_table::private_table(lua, &reactor)?;

@@ -96,11 +96,12 @@ fn runner(args: &[&str]) -> Command {
     cmd
 }
 
-/// Waits for `child` (its stdout and stderr piped) up to TIME_LIMIT, killing it past that.
+/// Waits for `child` up to TIME_LIMIT, killing it past that; reads what is left of its
+/// piped stdout and stderr (the ones the caller has not taken).
 fn finish(mut child: Child) -> Ran {
     let pid = child.id();
     let stdout = child.stdout.take();
-    let mut stderr = child.stderr.take().expect("piped stderr");
+    let stderr = child.stderr.take();
     let out = std::thread::spawn(move || {
         let mut s = Vec::new();
         if let Some(mut stdout) = stdout {
@@ -110,7 +111,9 @@ fn finish(mut child: Child) -> Ran {
     });
     let err = std::thread::spawn(move || {
         let mut s = Vec::new();
-        let _ = stderr.read_to_end(&mut s);
+        if let Some(mut stderr) = stderr {
+            let _ = stderr.read_to_end(&mut s);
+        }
         s
     });
     let (tx, rx) = mpsc::channel();
@@ -693,4 +696,69 @@ fn copas_program_prints_the_same_under_copas_and_socketloop_copas() {
         runner_copas.dump()
     );
     assert_eq!(stock.stdout, debian.stdout, "{}", stock.dump());
+}
+
+/// SIGQUIT (Ctrl-\) prints the dump of every loop thread on stderr, as Go and the JVM
+/// do, and the runner goes on serving; twice, without the second one ending the process.
+#[test]
+fn sigquit_prints_the_thread_dump_and_goes_on() {
+    let mut child = runner(&[&helper("quit_dump.lua")])
+        .spawn()
+        .expect("start the runner");
+    let pid = child.id() as libc::pid_t;
+    let kill = |signal| {
+        // SAFETY: kill(2) on the pid of the child started above, not yet reaped.
+        unsafe { libc::kill(pid, signal) }
+    };
+    let stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel();
+    let err_reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap_or_default();
+            all.push_str(&line);
+            all.push('\n');
+            if line.starts_with("socketloop: ") && line.contains("loop threads at") {
+                let _ = tx.send(());
+            }
+        }
+        all
+    });
+    let mut lines = BufReader::new(stdout).lines();
+    let port = lines
+        .next()
+        .and_then(|l| l.ok())
+        .and_then(|l| l.strip_prefix("port ").map(str::to_string));
+    let Some(port) = port else {
+        kill(libc::SIGKILL);
+        panic!("the runner did not report its port");
+    };
+    let mut conn = TcpStream::connect(("127.0.0.1", port.parse::<u16>().expect("port")))
+        .expect("connect to the runner's server");
+    conn.set_read_timeout(Some(TIME_LIMIT)).expect("timeout");
+    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+    for round in 0..2 {
+        assert_eq!(kill(libc::SIGQUIT), 0, "kill");
+        if rx.recv_timeout(TIME_LIMIT).is_err() {
+            kill(libc::SIGKILL);
+            panic!("no dump after SIGQUIT {round}");
+        }
+        conn.write_all(b"still there\n").expect("send");
+        let mut reply = String::new();
+        reader.read_line(&mut reply).expect("receive");
+        assert_eq!(reply, "echo still there\n", "served after SIGQUIT {round}");
+    }
+    assert_eq!(kill(libc::SIGTERM), 0, "kill");
+    drop(reader);
+    drop(conn);
+    let ran = finish(child);
+    let stderr = err_reader.join().expect("stderr reader");
+    assert_eq!(ran.code(), Some(128 + libc::SIGTERM), "{stderr}");
+    assert_eq!(stderr.matches("loop threads at").count(), 2, "{stderr}");
+    assert!(stderr.contains("socket read fd"), "{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    assert!(stderr.contains("timer for"), "{stderr}");
+    assert!(stderr.contains("quit_dump.lua"), "{stderr}");
+    assert!(stderr.contains("stack traceback"), "{stderr}");
 }

@@ -104,6 +104,13 @@ local function refresh_class(self)
 	end
 end
 
+-- The errors socket calls returned, by word ('closed', 'timeout', ...): loop.stats().
+local errors = {}
+A.errors = errors
+local function count_error(err)
+	if type(err) == 'string' then errors[err] = (errors[err] or 0) + 1 end
+end
+
 -- Raises a misuse reported by a Rust method as a Lua error at the caller's call site.
 -- Returns exactly what the method returned (getfd gives one value, as LuaSocket's).
 local function check(...)
@@ -225,12 +232,14 @@ end
 local function receive_retry(self, pattern, prefix, started, data, err, part)
 	if data then return data end
 	if not would_block(err) then
+		count_error(err)
 		return check(nil, err, part)
 	end
 	if part then prefix = part end
 	local how
 	how, started = ready(self, READ, started)
 	if how ~= true then
+		count_error(how)
 		return nil, how, partial(self, prefix, pattern)
 	end
 	return receive_retry(self, pattern, prefix, started, receive_once(self, pattern, prefix))
@@ -255,11 +264,13 @@ end
 local function send_retry(self, data, i, j, started, last, err, sent)
 	if last then return last end
 	if not would_block(err) then
+		count_error(err)
 		return check(nil, err, sent)
 	end
 	local how
 	how, started = ready(self, WRITE, started)
 	if how ~= true then
+		count_error(how)
 		return nil, how, sent
 	end
 	i = sent + 1
@@ -279,11 +290,13 @@ function asocket:accept()
 	while not client and would_block(err) do
 		how, started = ready(self, READ, started)
 		if how ~= true then
+			count_error(how)
 			return nil, how
 		end
 		client, err, why = s:accept()
 	end
 	if not client then
+		count_error(err)
 		return check(nil, err, why)
 	end
 	return A.wrap(client)
@@ -325,6 +338,7 @@ end
 -- A connect's failure: 'timeout' (the caller's limit) as it is; any other cause of a
 -- connect to a name names the host.
 local function connect_failure(host, err)
+	count_error(err)
 	if err == 'timeout' or err == 'closed' then return nil, err end
 	return nil, host .. ': ' .. err
 end
@@ -747,7 +761,8 @@ function A.accept_loop(listener, on_client)
 end
 
 A.class = asocket
--- For lua/socketloop/udp.lua, which wraps UDP sockets the same way.
+-- For lua/socketloop/udp.lua, which wraps UDP sockets the same way, and for
+-- loop.threads(), which finds the socket a thread waits on in this function's frame.
 A.ready = ready
 A.check = check
 return A

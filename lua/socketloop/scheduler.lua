@@ -74,6 +74,10 @@ S.thread = false
 local suspended = setmetatable({}, {__mode = 'k'})
 local errhandlers = setmetatable({}, {__mode = 'k'})
 local sleeping = {}        -- thread parked on a plain timer -> its key (for cancel)
+-- When the dispatch began that the running threads were resumed in (loop clock): what a
+-- wait records as its start for loop.threads(), so that a wait costs no clock read.
+local step_time = now()
+local since = setmetatable({}, {__mode = 'k'})  -- thread in a sleep or start() -> step_time then
 -- Threads made by newthread or coro.create that have not ended, and how many: what a
 -- shutdown waits for. A suspended thread nobody holds may be collected unended, so the
 -- count may stay above the set's size; shutdown's grace bounds what that costs.
@@ -118,9 +122,20 @@ end
 -- across it: a stitched trace would go round a caller's loop (step, run_deferred) into
 -- the next resume, making a new trace for every pass until the JIT flushed them all.
 local after
+
+-- loop.warn_slow: resumes longer than slow_limit seconds go to S.slow(co, seconds). Off
+-- (false), it costs a test per resume.
+local slow_limit = false
+local function timed(outer, co, started, ok, req, a, b)
+	local took = now() - started
+	if slow_limit and took > slow_limit and S.slow then pcall(S.slow, co, took) end
+	return after(outer, co, ok, req, a, b)
+end
+
 local function run(co, ...)
 	local outer = S.thread
 	S.thread = co
+	if slow_limit then return timed(outer, co, now(), resume(co, ...)) end
 	return after(outer, co, resume(co, ...))
 end
 S.run = run
@@ -145,6 +160,7 @@ function after(outer, co, ok, req, a, b)
 		sleepkey = sleepkey - 1
 		parked[sleepkey] = co
 		sleeping[co] = sleepkey
+		since[co] = step_time
 		npending = npending + 1
 		if req == SLEEP then
 			settimer(sleepkey, a)
@@ -154,6 +170,7 @@ function after(outer, co, ok, req, a, b)
 	elseif req == IDLE then
 		nidle = nidle + 1
 		idle[nidle] = co
+		since[co] = step_time
 		if a then idle_deadline[co] = now() + a end
 		if S.draining then S.draining() end
 	end
@@ -161,7 +178,7 @@ end
 
 -- The socket waits (src/lua/scheduler.rs): poll resumes the threads parked on socket keys
 -- and hands their other requests to `after`.
-local wait, poll, unpark, nwaiting, inloop, parked_on = private.parking(S, function(co, ok, req, a, b)
+local wait, poll, unpark, nwaiting, inloop, parked_on, slow = private.parking(S, function(co, ok, req, a, b)
 	return after(S.thread, co, ok, req, a, b)
 end)
 S.wait = wait
@@ -181,6 +198,7 @@ local function wake(key, how)
 		sleeping[co] = nil
 		local outer = S.thread
 		S.thread = co
+		if slow_limit then return timed(outer, co, now(), resume(co, how)) end
 		after(outer, co, resume(co, how))
 	end
 end
@@ -341,7 +359,7 @@ function S.suspend()
 	if not co then
 		error("'suspend' called outside a loop thread", 2)
 	end
-	suspended[co] = true
+	suspended[co] = step_time
 	return yield()
 end
 
@@ -408,8 +426,10 @@ end
 
 local waiting_in = setmetatable({}, {__mode = 'kv'})  -- thread -> its entry
 
-function S.waitlist()
-	return {first = 1, last = 0, n = 0, dead = 0}
+-- A wait list; `kind` names what its threads wait for in loop.threads() ('queue',
+-- 'lock', ...).
+function S.waitlist(kind)
+	return {first = 1, last = 0, n = 0, dead = 0, kind = kind}
 end
 
 -- Forgets entry `e`'s timer and where its thread waits.
@@ -440,9 +460,9 @@ function S.park(wl, timeout, value, fname)
 		e = free[nfree]
 		free[nfree] = nil
 		nfree = nfree - 1
-		e.co, e.v, e.wl = co, value, wl
+		e.co, e.v, e.wl, e.since = co, value, wl, step_time
 	else
-		e = {co = co, v = value, wl = wl, key = false}
+		e = {co = co, v = value, wl = wl, key = false, since = step_time}
 	end
 	local last = wl.last + 1
 	wl[last] = e
@@ -529,6 +549,7 @@ function expire(e)
 	local co = leave(e)
 	local outer = S.thread
 	S.thread = co
+	if slow_limit then return timed(outer, co, now(), resume(co, false, 'timeout')) end
 	after(outer, co, resume(co, false, 'timeout'))
 end
 
@@ -668,7 +689,7 @@ function S.join(co, timeout)
 	if timeout == 0 then return false, 'timeout' end
 	local wl = joiners[co]
 	if not wl then
-		wl = S.waitlist()
+		wl = S.waitlist('join')
 		joiners[co] = wl
 	end
 	local ok, got = S.park(wl, timeout, nil, 'join')
@@ -780,7 +801,8 @@ function S.step(timeout)
 	end
 	-- A thread woken here may call step: its poll gets a key list of its own.
 	local list = stepping and {} or ready
-	local nready, nexpired, signals = poll(wait, list)
+	local nready, nexpired, signals, polled_at = poll(wait, list)
+	step_time = polled_at or step_time
 	if not nready then
 		error('socketloop: poll failed: ' .. tostring(nexpired), 2)
 	end
@@ -849,6 +871,82 @@ function S.stats()
 		resolver_busy = resolver_busy,
 		resolver_queued = resolver_queued,
 	}
+end
+
+-- Resumes longer than `seconds` (nil: none) go to S.slow(thread, seconds it ran).
+function S.set_slow(seconds)
+	slow(seconds)
+	slow_limit = seconds or false
+end
+
+---------------------------------------------------------------------------------------
+-- Introspection (loop.threads): what each live loop thread waits on. Not for hot paths:
+-- it looks through the scheduler's tables.
+
+-- Whether `co` waits in the run queue (woken, not yet run).
+local function queued(co)
+	for i = rhead, rtail, 3 do
+		if runq[i] == co then return true end
+	end
+	return false
+end
+
+-- What `co` waits on: a table with `state` ('running', 'socket', 'timer', 'suspended',
+-- a wait list's kind, 'start', 'ready', 'other') and, as they apply, `key`, `deadline`,
+-- `since`.
+local function describe(co)
+	local st = status(co)
+	if st == 'running' or st == 'normal' then
+		return {state = 'running'}
+	end
+	local key, parked_since = parked_on(co)
+	if key then
+		return {state = 'socket', key = key, since = parked_since}
+	end
+	local e = waiting_in[co]
+	if e and e.co == co then
+		return {state = e.wl.kind or 'wait list', since = e.since,
+			deadline = e.key and core.timer_deadline(e.key) or nil}
+	end
+	local k = sleeping[co]
+	if k then
+		return {state = 'timer', since = since[co], deadline = core.timer_deadline(k)}
+	end
+	if suspended[co] then
+		return {state = 'suspended', since = suspended[co]}
+	end
+	for i = 1, nidle do
+		if idle[i] == co then
+			return {state = 'start', since = since[co], deadline = idle_deadline[co]}
+		end
+	end
+	if queued(co) then
+		return {state = 'ready'}
+	end
+	return {state = 'other'}
+end
+
+-- Every live loop thread (made by newthread, coro, the runner's main chunk, or parked
+-- here), each described by `describe` with `thread` set, in no particular order.
+function S.threads()
+	local list, seen = {}, {}
+	local function add(co)
+		if type(co) == 'thread' and not seen[co] and status(co) ~= 'dead' then
+			seen[co] = true
+			local d = describe(co)
+			d.thread = co
+			list[#list + 1] = d
+		end
+	end
+	add(running())
+	add(S.main_chunk)
+	for co in pairs(alive) do add(co) end
+	for _, co in pairs(parked) do
+		if type(co) == 'table' then add(co.co) else add(co) end
+	end
+	for i = 1, nidle do add(idle[i]) end
+	for i = rhead, rtail, 3 do add(runq[i]) end
+	return list
 end
 
 return S

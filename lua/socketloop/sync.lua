@@ -55,7 +55,7 @@ function M.queue(capacity)
 		items = {}, head = 1, tail = 0,
 		capacity = capacity or math.huge,
 		closed = false,
-		pops = waitlist(), pushes = waitlist(),
+		pops = waitlist('queue'), pushes = waitlist('queue push'),
 	}))
 end
 
@@ -153,7 +153,7 @@ function M.semaphore(n)
 	if n ~= n or n < 0 or n % 1 ~= 0 or n == math.huge then
 		error("bad argument #1 to 'semaphore' (count must be a whole number >= 0)", 2)
 	end
-	return (object(Semaphore, {count = n, waiters = waitlist()}))
+	return (object(Semaphore, {count = n, waiters = waitlist('semaphore')}))
 end
 
 function Semaphore.acquire(self, timeout)
@@ -189,7 +189,7 @@ end
 local Lock = {name = 'lock'}
 
 function M.lock()
-	return (object(Lock, {holder = false, waiters = waitlist()}))
+	return (object(Lock, {holder = false, waiters = waitlist('lock')}))
 end
 
 -- The thread that calls: a coroutine, or S.MAIN for the main thread.
@@ -245,7 +245,7 @@ end
 local Event = {name = 'event'}
 
 function M.event()
-	return (object(Event, {isset = false, waiters = waitlist()}))
+	return (object(Event, {isset = false, waiters = waitlist('event')}))
 end
 
 function Event.wait(self, timeout)

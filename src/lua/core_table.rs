@@ -11,6 +11,10 @@
 //! - `waitfds(fds, writes, timeout) -> ready`: the same on several descriptors (LuaSocket's
 //!   select outside the loop).
 //! - `stats() -> registrations, timers, lookups pending, resolver threads, busy, queued`.
+//! - `counters() -> {accepted =, closed =, bytes_in =, bytes_out =, polls =, wakeups =,
+//!   timers_fired =, poll_wait =}`: the loop's running totals ([`crate::rt::counters`]).
+//! - `timer_deadline(key) -> seconds | nil`: when plain timer `key` comes due.
+//! - `SIGQUIT`: the signal the runner catches for its thread dump (`loop.dump`).
 //! - `lookup`, `lookup_blocking`, `isliteral`: name lookups ([`crate::lua::resolve`]).
 //! - `udp([family]) -> socket`, `isudp(v)`: UDP sockets ([`crate::lua::udp`]).
 //! - `race`: Happy Eyeballs connects ([`crate::lua::connect_race`]).
@@ -213,6 +217,31 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
                 pool.queued,
             ))
         })?,
+    )?;
+    core.set("SIGQUIT", libc::SIGQUIT)?;
+    let r = reactor.clone();
+    core.set(
+        "counters",
+        lua.create_function(move |lua, ()| {
+            let r = r.borrow();
+            let c = r.counters();
+            let t = lua.create_table()?;
+            t.set("accepted", c.accepted.get())?;
+            t.set("closed", c.closed.get())?;
+            t.set("bytes_in", c.bytes_in.get())?;
+            t.set("bytes_out", c.bytes_out.get())?;
+            t.set("polls", c.polls.get())?;
+            t.set("wakeups", c.wakeups.get())?;
+            t.set("timers_fired", c.timers_fired.get())?;
+            t.set("poll_wait", c.poll_wait_ns.get() as f64 / 1e9)?;
+            Ok(t)
+        })?,
+    )?;
+
+    let r = reactor.clone();
+    core.set(
+        "timer_deadline",
+        lua.create_function(move |_, key: i64| Ok(r.borrow().timer_deadline(key)))?,
     )?;
     crate::codec::http_head::register(lua, &core)?;
     crate::codec::inflate::register(lua, &core)?;

@@ -2,7 +2,7 @@
 //! resumes them. The rest of the scheduler (sleeps, transfers, idle waits, deferred
 //! wake-ups, errors) is `lua/socketloop/scheduler.lua`.
 //!
-//! `parking(S, after)` (in the private half of `socketloop.core`, made once) returns six
+//! `parking(S, after)` (in the private half of `socketloop.core`, made once) returns seven
 //! C functions sharing one [`Parking`]:
 //! - `wait(key [, timeout])`, called by a loop thread whose socket would block: parks it
 //!   on the wait key (`token * 2 + direction`, see [`crate::rt::reactor`]) and yields; it
@@ -10,7 +10,8 @@
 //!   at once `nil` in a thread that is not a loop thread (the caller then blocks in
 //!   poll(2)), `'closed'` for a key whose registration is not live, and `'busy'` when
 //!   another thread already waits on the key.
-//! - `poll(timeout, keys) -> nready, nexpired, signals`: waits for the reactor and resumes
+//! - `poll(timeout, keys) -> nready, nexpired, signals, polled_at`: waits for the reactor
+//!   (`polled_at`: when it returned, seconds on the loop clock) and resumes
 //!   the threads parked here on the keys it reports; the other keys (plain timers, whose
 //!   threads the Lua side parks) go into `keys[1..]`, ready ones first. `nil, message` if
 //!   epoll fails.
@@ -19,10 +20,15 @@
 //! - `count() -> n`: how many threads are parked here.
 //! - `inloop() -> boolean`: whether the caller is a loop thread: the thread the poll is
 //!   resuming, or `S.thread` (the one the Lua half is resuming).
-//! - `parked_on(thread) -> key | nil`: the key `thread` is parked on here, if any.
+//! - `slow(seconds | nil)`: from now on, a resume here that runs longer than `seconds`
+//!   calls `S.slow(thread, seconds it ran)` (under `lua_pcall`); nil turns that off.
+//!   Off, it costs one test per resume; on, two clock reads.
+//! - `parked_on(thread) -> key, since | nil`: the key `thread` is parked on here, if any,
+//!   and when it began waiting: the time (seconds on the loop clock) the dispatch it
+//!   parked in began, so a park costs no clock read.
 //!
 //! What keeps threads alive: a parked thread is in an anchor table no script can reach
-//! (an upvalue of the six functions), at its key; a thread the poll resumes is also on
+//! (an upvalue of the seven functions), at its key; a thread the poll resumes is also on
 //! the poll's own Lua stack until its resume returns, since it may close its socket (which
 //! drops the anchor) while it runs. When a resumed thread yields anything but a park here
 //! (or ends, or fails), `after(co, ok, ...)` gets what `coroutine.resume` would have
@@ -45,9 +51,9 @@ use mlua::ffi::{self, lua_CFunction, lua_State, lua_upvalueindex};
 use std::borrow::Cow;
 use std::ffi::c_int;
 use std::ptr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// The upvalues of the six functions.
+/// The upvalues of the seven functions.
 const PARKING: c_int = lua_upvalueindex(1);
 const ANCHORS: c_int = lua_upvalueindex(2);
 const SCHEDULER: c_int = lua_upvalueindex(3);
@@ -63,7 +69,7 @@ const MAX_KEY: f64 = i32::MAX as f64;
 /// Where `poll` keeps the first error `after` raised, above its two arguments.
 const POLL_ERROR: c_int = 3;
 
-/// What the six functions share.
+/// What the seven functions share.
 struct Parking {
     /// The reactor whose wait keys these are.
     reactor: SharedReactor,
@@ -80,6 +86,11 @@ struct Parking {
     resuming: *mut lua_State,
     /// The thread that parked itself last, until whoever resumed it has looked.
     just_parked: *mut lua_State,
+    /// When the last poll returned (loop clock, nanoseconds): what a park records as
+    /// the start of its wait.
+    polled_at: u64,
+    /// Resumes longer than this are reported to `S.slow` (None: not timed).
+    slow: Option<Duration>,
 }
 
 /// A wait key's threads (null: none).
@@ -93,11 +104,14 @@ struct Slot {
     /// thread waits on the key or the key is unparked: a thread that parks on the same
     /// key again and again (a connection's reader) costs no table write per wait.
     anchored: *mut lua_State,
+    /// When the waiter parked (`Parking::polled_at` then).
+    since: u64,
 }
 
 const EMPTY: Slot = Slot {
     waiter: ptr::null_mut(),
     anchored: ptr::null_mut(),
+    since: 0,
 };
 
 /// Pushes `parking`, a C closure over a userdata holding `reactor`, which the first call
@@ -110,7 +124,7 @@ pub unsafe fn push_parking_maker(state: *mut lua_State, reactor: SharedReactor) 
     ffi::lua_pushcclosure(state, make_parking, 1);
 }
 
-/// `parking(S, after) -> wait, poll, unpark, count, inloop, parked_on`.
+/// `parking(S, after) -> wait, poll, unpark, count, inloop, parked_on, slow`.
 unsafe extern "C-unwind" fn make_parking(state: *mut lua_State) -> c_int {
     let st = Stack::new(state);
     let ok = st.is_table(1) && ffi::lua_type(state, 2) == ffi::LUA_TFUNCTION;
@@ -131,6 +145,8 @@ unsafe extern "C-unwind" fn make_parking(state: *mut lua_State) -> c_int {
         count: 0,
         resuming: ptr::null_mut(),
         just_parked: ptr::null_mut(),
+        polled_at: 0,
+        slow: None,
     };
     ffi::lua_settop(state, 2);
     push_owned(&st, parking);
@@ -147,6 +163,7 @@ unsafe extern "C-unwind" fn make_parking(state: *mut lua_State) -> c_int {
         count,
         inloop,
         parked_on,
+        slow,
     ];
     for f in functions {
         for i in 1..=6 {
@@ -157,7 +174,7 @@ unsafe extern "C-unwind" fn make_parking(state: *mut lua_State) -> c_int {
     functions.len() as c_int
 }
 
-/// The shared state (null once collected, which cannot happen while one of the six
+/// The shared state (null once collected, which cannot happen while one of the seven
 /// functions runs: the function holds it). A raw pointer, dereferenced for single
 /// accesses only: the functions re-enter each other through the threads they resume.
 unsafe fn shared(state: *mut lua_State) -> *mut Parking {
@@ -238,6 +255,7 @@ unsafe extern "C-unwind" fn wait(state: *mut lua_State) -> c_int {
     let yielded = ffi::lua_yield(state, 0);
     // The yield is under way: it happens when this function returns.
     slots[key].waiter = state;
+    slots[key].since = (*parking).polled_at;
     (*parking).count += 1;
     (*parking).just_parked = state;
     if let Some(seconds) = timeout {
@@ -277,7 +295,7 @@ unsafe extern "C-unwind" fn unpark(state: *mut lua_State) -> c_int {
     1
 }
 
-/// `parked_on(thread) -> key | nil`; see the module documentation. Looks through every
+/// `parked_on(thread) -> key, since | nil`; see the module documentation. Looks through every
 /// slot: for cancelling a thread, not for the hot path.
 unsafe extern "C-unwind" fn parked_on(state: *mut lua_State) -> c_int {
     let st = Stack::new(state);
@@ -289,10 +307,49 @@ unsafe extern "C-unwind" fn parked_on(state: *mut lua_State) -> c_int {
     }
     let key = (*parking).slots.iter().position(|slot| slot.waiter == co);
     match key.and_then(|key| waiting_on(parking, key).map(|_| key)) {
-        Some(key) => st.push_int(key as i64),
-        None => st.push_nil(),
+        Some(key) => {
+            st.push_int(key as i64);
+            let since = (&(*parking).slots)[key].since;
+            ffi::lua_pushnumber(state, since as f64 / 1e9);
+            2
+        }
+        None => {
+            st.push_nil();
+            1
+        }
     }
-    1
+}
+
+/// `slow(seconds | nil)`; see the module documentation.
+unsafe extern "C-unwind" fn slow(state: *mut lua_State) -> c_int {
+    let st = Stack::new(state);
+    let parking = shared(state);
+    let limit = match st.number(1) {
+        _ if st.is_nil(1) => None,
+        Some(t) if t >= 0.0 && t.is_finite() => Some(Duration::from_secs_f64(t.min(1e9))),
+        _ => raise(
+            &st,
+            "bad argument #1 to 'slow' (non-negative number or nil expected)",
+        ),
+    };
+    if !parking.is_null() {
+        (*parking).slow = limit;
+    }
+    0
+}
+
+/// Hands a resume of `co` (on top of the stack) that ran `took` to `S.slow(co, seconds)`;
+/// an error there is dropped (the hook reports, it does not stop the poll).
+unsafe fn report_slow(state: *mut lua_State, took: Duration) {
+    let top = ffi::lua_gettop(state);
+    ffi::lua_pushstring_(state, c"slow".as_ptr());
+    ffi::lua_rawget(state, SCHEDULER);
+    if ffi::lua_type(state, -1) == ffi::LUA_TFUNCTION {
+        ffi::lua_pushvalue(state, top);
+        ffi::lua_pushnumber(state, took.as_secs_f64());
+        ffi::lua_pcall(state, 2, 0, 0);
+    }
+    ffi::lua_settop(state, top);
 }
 
 /// `count() -> n`; see the module documentation.
@@ -335,8 +392,8 @@ unsafe fn take_waiter(parking: *mut Parking, key: usize) -> Option<*mut lua_Stat
     Some(co)
 }
 
-/// `poll(timeout, keys) -> nready, nexpired, signals`; see the module documentation
-/// (`signals`: nil, or a mask with bit n set for each signal n caught).
+/// `poll(timeout, keys) -> nready, nexpired, signals, polled_at`; see the module
+/// documentation (`signals`: nil, or a mask with bit n set for each signal n caught).
 unsafe extern "C-unwind" fn poll(state: *mut lua_State) -> c_int {
     let st = Stack::new(state);
     if !st.is_table(2) {
@@ -360,6 +417,7 @@ unsafe extern "C-unwind" fn poll(state: *mut lua_State) -> c_int {
             Err(_) => return Err("poll called while the reactor is busy".to_string()),
         };
         polled.map_err(|e| message(&e))?;
+        parking.polled_at = parking.found.polled_at;
         let found = &mut parking.found;
         Ok((
             std::mem::take(&mut found.ready),
@@ -388,7 +446,8 @@ unsafe extern "C-unwind" fn poll(state: *mut lua_State) -> c_int {
         0 => st.push_nil(),
         mask => st.push_int(mask as i64),
     }
-    3
+    ffi::lua_pushnumber(state, (*parking).polled_at as f64 / 1e9);
+    4
 }
 
 /// Wakes the threads parked here on `keys` (with `true` when `ready`, else
@@ -512,8 +571,17 @@ unsafe fn wake(state: *mut lua_State, parking: *mut Parking, key: i64, ready: bo
     }
     let outer = std::mem::replace(&mut (*parking).resuming, co);
     (*parking).just_parked = ptr::null_mut();
+    let timed = (*parking).slow.map(|limit| (limit, Instant::now()));
     let status = ffi::lua_resume_(co, 1);
     (*parking).resuming = outer;
+    if let Some((limit, started)) = timed {
+        let took = started.elapsed();
+        if took > limit {
+            let parked = (*parking).just_parked;
+            report_slow(state, took);
+            (*parking).just_parked = parked;
+        }
+    }
     if status == ffi::LUA_YIELD && (*parking).just_parked == co {
         (*parking).just_parked = ptr::null_mut();
         ffi::lua_settop(state, POLL_ERROR);

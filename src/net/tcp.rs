@@ -14,6 +14,7 @@ use crate::net::errors::{message, Failure, Outcome};
 use crate::net::resolve::{resolve, Family};
 use crate::net::sockopt::{self, OptValue, SockOpt};
 use crate::net::tls::{Step, TlsSession};
+use crate::rt::counters::{self, SharedCounters};
 use crate::rt::reactor::{SharedReactor, WriteReports};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::borrow::Cow;
@@ -121,6 +122,8 @@ pub struct TcpSocket {
     rbuf: RecvBuffer,
     /// The peer closed its side; `'*a'` completes, other patterns end with `'closed'`.
     eof: bool,
+    /// The loop's counters (`loop.stats()`), which this socket adds to.
+    counters: SharedCounters,
     /// Bytes received and sent, and the creation time (`getstats`/`setstats`).
     received: u64,
     sent: u64,
@@ -136,9 +139,13 @@ pub struct TcpSocket {
 impl TcpSocket {
     /// A socket of `family` (None: decided by the first `bind` or `connect`).
     pub fn new(reactor: &SharedReactor, family: Option<Family>) -> TcpSocket {
-        let token = reactor.borrow_mut().add_source();
+        let (token, counters) = {
+            let mut r = reactor.borrow_mut();
+            (r.add_source(), r.counters().clone())
+        };
         TcpSocket {
             reactor: reactor.clone(),
+            counters,
             token: Some(token),
             sock: None,
             family,
@@ -359,6 +366,7 @@ impl TcpSocket {
             }
         };
         self.received += n as u64;
+        counters::add(&self.counters.bytes_in, n as u64);
         // Everything read is kept (the limit is checked by the caller on what is
         // buffered): a receive never drops bytes it took from the kernel.
         let fresh = self.rbuf.take_read(&scratch[..n], pattern)?;
@@ -505,6 +513,7 @@ impl TcpSocket {
                 Ok(n) => {
                     done += n;
                     self.sent += n as u64;
+                    counters::add(&self.counters.bytes_out, n as u64);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -538,6 +547,7 @@ impl TcpSocket {
                 Ok(n) => {
                     done += n;
                     self.sent += n as u64;
+                    counters::add(&self.counters.bytes_out, n as u64);
                 }
                 Err(e) => return Sent::Failed(Cow::Owned(message(&e)), done),
             }
@@ -613,6 +623,7 @@ impl TcpSocket {
             let mut client = TcpSocket::new(&self.reactor, self.family);
             client.state = State::Connected;
             client.register(sock)?;
+            counters::add(&self.counters.accepted, 1);
             return Ok(client);
         }
     }
@@ -764,6 +775,9 @@ impl TcpSocket {
 
     /// Closes the socket and frees its registration. Idempotent.
     pub fn close(&mut self) {
+        if matches!(self.state, State::Connected) && self.sock.is_some() {
+            counters::add(&self.counters.closed, 1);
+        }
         if let (Some(mut tls), Some(sock)) = (self.tls.take(), self.sock.as_ref()) {
             tls.close_notify(sock.as_raw_fd());
         }

@@ -7,6 +7,7 @@
 //! for both directions, so waiting costs no system call; a poll costs one `epoll_wait`
 //! and work proportional to the descriptors that became ready.
 
+use crate::rt::counters::{self, SharedCounters};
 use crate::rt::resolver::{Lookup, Outcome, PoolStats, Resolver};
 use crate::rt::timers::{Clock, Nanos, TimerHeap};
 use mio::unix::SourceFd;
@@ -88,6 +89,8 @@ pub struct PollResult {
     pub expired: Vec<i64>,
     /// The signals the reactor was asked to catch that arrived (bit n: signal n).
     pub signals: u32,
+    /// When the poll returned, on the loop clock.
+    pub polled_at: Nanos,
 }
 
 /// The poll loop state; see the module documentation.
@@ -115,6 +118,8 @@ pub struct Reactor {
     signals: Option<crate::rt::signals::SignalPipe>,
     /// The lookup pool, made by the first lookup; its threads end when it is dropped.
     resolver: Option<Resolver>,
+    /// What `loop.stats()` reports; the sockets hold it too.
+    counters: SharedCounters,
 }
 
 impl Reactor {
@@ -130,6 +135,7 @@ impl Reactor {
             clock: Clock::new(),
             signals: None,
             resolver: None,
+            counters: SharedCounters::default(),
         })
     }
 
@@ -324,7 +330,13 @@ impl Reactor {
         }
         self.drop_stale_timers();
         let timeout = self.cap_by_timers(timeout);
-        match self.poll.poll(&mut self.events, timeout) {
+        let started = self.clock.now();
+        let polled = self.poll.poll(&mut self.events, timeout);
+        let now = self.clock.now();
+        out.polled_at = now;
+        counters::add(&self.counters.polls, 1);
+        counters::add(&self.counters.poll_wait_ns, now.saturating_sub(started));
+        match polled {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -370,8 +382,21 @@ impl Reactor {
                 out.ready.push(join_key(token, WRITE));
             }
         }
-        self.expire(self.clock.now(), &mut out.expired);
+        self.expire(now, &mut out.expired);
+        counters::add(&self.counters.wakeups, out.ready.len() as u64);
+        counters::add(&self.counters.timers_fired, out.expired.len() as u64);
         Ok(())
+    }
+
+    /// The counters this reactor and its sockets keep.
+    pub fn counters(&self) -> &SharedCounters {
+        &self.counters
+    }
+
+    /// When the plain timer `key` (a negative key) comes due, in seconds on the loop
+    /// clock; None if it has no pending entry. A scan of the heap: for introspection.
+    pub fn timer_deadline(&self, key: i64) -> Option<f64> {
+        self.timers.deadline_of(key).map(|at| at as f64 / 1e9)
     }
 
     /// Rebuilds the heap once stale entries outnumber live ones. A wait that ends before

@@ -71,6 +71,15 @@ impl TimerHeap {
         self.heap.push(Reverse((at, key)));
     }
 
+    /// The earliest entry for `key`, if any (a scan of the heap).
+    pub fn deadline_of(&self, key: i64) -> Option<Nanos> {
+        self.heap
+            .iter()
+            .filter(|Reverse((_, k))| *k == key)
+            .map(|Reverse((at, _))| *at)
+            .min()
+    }
+
     /// The earliest deadline, if any.
     pub fn next_deadline(&self) -> Option<Nanos> {
         self.heap.peek().map(|Reverse((at, _))| *at)

@@ -24,7 +24,7 @@ function semaphore.new(max, start, seconds)
 		count = start or 0,
 		max = max,
 		timeout = timeout,
-		waiters = S.waitlist(),
+		waiters = S.waitlist('copas semaphore'),
 	}, semaphore)
 	if self.count > max then self.count = max end
 	return self

@@ -57,6 +57,11 @@ S.sigdefaults[core.SIGNALS.TERM] = function(name)
 	S.halt()
 end
 
+-- SIGQUIT (Ctrl-\): the dump of every loop thread on stderr (loop.dump); the loop goes on.
+S.sigdefaults[core.SIGQUIT] = function()
+	require'socketloop'.dump(io.stderr)
+end
+
 -- A worker (--workers) gets SIGTERM, SIGINT and SIGHUP from its supervisor, each meaning
 -- a graceful shutdown.
 if S.worker_count then
