@@ -14,6 +14,9 @@ import os
 import statistics
 import sys
 
+# Table labels of servers whose run.sh name is terse.
+LABELS = {'copas-api': 'copas API on socketloop'}
+
 
 def parse(path):
     runs = []
@@ -123,7 +126,7 @@ def main():
             cells.append(fmt(i['bytes_per_conn'], 0) if i['ok_runs'] == i['runs'] else held_cell(s, small))
         if big:
             cells.append(held_cell(s, big))
-        print(f'| {s} | {" | ".join(cells)} |')
+        print(f'| {LABELS.get(s, s)} | {" | ".join(cells)} |')
     reps = summary['reps']
     print(f'\nMedians of {reps} run{"s" if reps != 1 else ""} each; CPU = server CPU time per echoed '
           f'line (us), ratio to the raw mio server in the same run.')

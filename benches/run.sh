@@ -15,7 +15,9 @@
 # Knobs (environment):
 #   SKIP_INSTALL=1       do not apt-get the peers (luajit lua-socket lua-copas lua-luv
 #                        lua-cqueues lua-coxpcall wrk nginx apache2-utils)
-#   SERVERS="raw socketloop luv cqueues select copas"
+#   SERVERS="raw socketloop luv cqueues select copas copas-api"
+#                        copas-api: benches/servers/copas.lua, the copas program
+#                        itself, on socketloop.copas (socketloop --copas)
 #   LEVELS="1:20000 100:1000 1000:100"   echo runs, connections:messages per connection
 #   WARMUP_DIV=10        untimed echoes per connection first: messages/WARMUP_DIV (at least 1)
 #   SIZE=32              bytes per line, newline included
@@ -39,7 +41,7 @@
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-SERVERS=${SERVERS:-"raw socketloop luv cqueues select copas"}
+SERVERS=${SERVERS:-"raw socketloop luv cqueues select copas copas-api"}
 LEVELS=${LEVELS:-"1:20000 100:1000 1000:100"}
 WARMUP_DIV=${WARMUP_DIV:-10}
 SIZE=${SIZE:-32}
@@ -100,6 +102,7 @@ server_cmd() { # name port
     raw)        echo "$RAW $2" ;;
     socketloop) echo "$RUNNER $ROOT/benches/servers/socketloop.lua $2" ;;
     copas|luv|cqueues|select) echo "luajit $ROOT/benches/servers/$1.lua $2" ;;
+    copas-api)  echo "$RUNNER --copas $ROOT/benches/servers/copas.lua $2" ;;
     *) return 1 ;;
   esac
 }
