@@ -749,12 +749,12 @@ fn sigquit_prints_the_thread_dump_and_goes_on() {
         reader.read_line(&mut reply).expect("receive");
         assert_eq!(reply, "echo still there\n", "served after SIGQUIT {round}");
     }
-    assert_eq!(kill(libc::SIGTERM), 0, "kill");
+    assert_eq!(kill(libc::SIGINT), 0, "kill");
     drop(reader);
     drop(conn);
     let ran = finish(child);
     let stderr = err_reader.join().expect("stderr reader");
-    assert_eq!(ran.code(), Some(128 + libc::SIGTERM), "{stderr}");
+    assert_eq!(ran.code(), Some(128 + libc::SIGINT), "{stderr}");
     assert_eq!(stderr.matches("loop threads at").count(), 2, "{stderr}");
     assert!(stderr.contains("socket read fd"), "{stderr}");
     assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
