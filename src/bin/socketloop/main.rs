@@ -13,7 +13,7 @@ mod workers;
 
 use cli::{Action, Invocation, Script};
 use mlua::{Function, Lua, Table, Value};
-use std::io::{IsTerminal, Read};
+use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 
 include!(concat!(env!("OUT_DIR"), "/jit_modules.rs"));
@@ -93,13 +93,19 @@ fn run_in(
     mut inv: Invocation,
     worker: Option<(usize, usize)>,
 ) -> Result<u8, String> {
+    // A reader that stops early (`socketloop --help | head -1`) is not an error: these
+    // writes ignore a closed stdout, where println! would panic.
     if inv.help {
-        println!("{}", cli::USAGE);
+        let _ = writeln!(std::io::stdout(), "{}", cli::USAGE);
         return Ok(0);
     }
     if inv.version {
         let v: String = lua.load("return jit.version").eval().map_err(lua_error)?;
-        println!("socketloop {} ({v})", env!("CARGO_PKG_VERSION"));
+        let _ = writeln!(
+            std::io::stdout(),
+            "socketloop {} ({v})",
+            env!("CARGO_PKG_VERSION")
+        );
     }
     if inv.script.is_none() && inv.actions.is_empty() {
         if inv.version {
