@@ -61,7 +61,7 @@ end)
 run('spaces and non-ASCII bytes percent-encoded, once', function()
 	routes['/files/a%20b.txt'] = function(skt) skt:send(H.response(200, 'the file')) end
 	routes['/moved'] = function(skt)
-		-- as nginx sends it: the Location as it was written, with a raw space
+		-- as production web servers send it: the Location as it was written, with a raw space
 		skt:send(H.response(301, '', 'Location: /files/a b.txt\r\n'))
 	end
 	seen = {}
