@@ -157,3 +157,19 @@ pub unsafe fn raise(st: &Stack, message: &str) -> ! {
     st.push_str(message);
     ffi::lua_error(st.state())
 }
+
+/// One of the C functions in a socket type's method table.
+pub type Method = unsafe extern "C-unwind" fn(*mut mlua::ffi::lua_State) -> std::ffi::c_int;
+
+/// `method_table! { "name" => function, ... }` defines `METHODS`, the method table of a
+/// socket type as `(C name, function)` pairs.
+macro_rules! method_table {
+    ($($name:literal => $fn:ident),* $(,)?) => {
+        const METHODS: &[(&::std::ffi::CStr, $crate::lua::reply::Method)] = &[$((
+            // SAFETY: the literal has no NUL inside, and one is appended.
+            unsafe { ::std::ffi::CStr::from_bytes_with_nul_unchecked(concat!($name, "\0").as_bytes()) },
+            $fn,
+        )),*];
+    };
+}
+pub(crate) use method_table;

@@ -22,7 +22,7 @@ use crate::rt::reactor::SharedReactor;
 use mlua::ffi::{self, lua_CFunction, lua_State, lua_upvalueindex};
 use mlua::{Function, Lua, Table};
 use std::borrow::Cow;
-use std::ffi::{c_int, CStr};
+use std::ffi::c_int;
 use std::net::Shutdown;
 
 /// The socket metatable, in every closure made here.
@@ -127,20 +127,7 @@ pub(crate) unsafe fn on_socket(
     reply.push(st)
 }
 
-/// One of the C functions in the socket method table.
-type Method = unsafe extern "C-unwind" fn(*mut lua_State) -> c_int;
-
-macro_rules! method_table {
-    ($($name:literal => $fn:ident),* $(,)?) => {
-        const METHODS: &[(&CStr, Method)] = &[$((
-            // SAFETY: the literal has no NUL inside, and one is appended.
-            unsafe { CStr::from_bytes_with_nul_unchecked(concat!($name, "\0").as_bytes()) },
-            $fn,
-        )),*];
-    };
-}
-
-method_table! {
+crate::lua::reply::method_table! {
     "receive" => m_receive,
     "send" => m_send,
     "accept" => m_accept,

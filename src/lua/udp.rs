@@ -24,7 +24,7 @@ use mlua::ffi::{self, lua_State, lua_upvalueindex};
 use mlua::{Function, Lua, Table};
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::ffi::{c_int, CStr};
+use std::ffi::c_int;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::rc::Rc;
 
@@ -159,19 +159,7 @@ unsafe fn on_socket(st: &Stack, fname: &str, work: impl FnOnce(&mut UdpSocket) -
     answer.push(st)
 }
 
-type Method = unsafe extern "C-unwind" fn(*mut lua_State) -> c_int;
-
-macro_rules! method_table {
-    ($($name:literal => $fn:ident),* $(,)?) => {
-        const METHODS: &[(&CStr, Method)] = &[$((
-            // SAFETY: the literal has no NUL inside, and one is appended.
-            unsafe { CStr::from_bytes_with_nul_unchecked(concat!($name, "\0").as_bytes()) },
-            $fn,
-        )),*];
-    };
-}
-
-method_table! {
+crate::lua::reply::method_table! {
     "receive" => m_receive,
     "receivefrom" => m_receivefrom,
     "send" => m_send,
