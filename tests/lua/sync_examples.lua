@@ -14,7 +14,7 @@ T.run('worker_pool.lua: every URL once, a deadline per URL', function()
 	local _, port = silent:getsockname()
 	local never = 'http://127.0.0.1:' .. port .. '/never'
 	local urls = {base .. '/a', base .. '/bytes/5000', never, base .. '/b', base .. '/c'}
-	local out, status = H.run(run .. ' examples/worker_pool.lua -w 3 -t 0.3 ' .. table.concat(urls, ' '))
+	local out, status = H.run(run .. ' examples/worker_pool.lua -w 3 -t 2 ' .. table.concat(urls, ' '))
 	T.eq(status, 1, 'exit status with a failure')
 	local seen = {}
 	for line in out:gmatch('[^\n]+') do
