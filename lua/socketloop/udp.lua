@@ -87,6 +87,19 @@ function udp:sendto(datagram, host, port)
 	return retry(self, WRITE, err, why, 'sendto', datagram, host, port)
 end
 
+-- LuaSocket's `class` field, 'udp{unconnected}' or 'udp{connected}' as tostring says
+-- (a foreign socket's own is looked up on it), refreshed when setpeername changes it. A
+-- closed socket keeps its class, as LuaSocket's.
+local function refresh_class(self)
+	local s = self.socket
+	if not self.ours then
+		self.class = s.class
+	else
+		local class = tostring(s):match('^[^:]*')
+		if class ~= 'udp{closed}' then self.class = class end
+	end
+end
+
 -- Calls method `name` with each address of `host` in turn until one works.
 local function each_address(self, name, host, port)
 	local addrs, err = addresses(self, host)
@@ -95,7 +108,10 @@ local function each_address(self, name, host, port)
 	local ok
 	for _, ip in ipairs(addrs) do
 		ok, err = check(s[name](s, ip, port))
-		if ok then return ok end
+		if ok then
+			refresh_class(self)
+			return ok
+		end
 	end
 	return nil, err
 end
@@ -121,6 +137,7 @@ function udp:setfd(fd)
 	local s = self.socket
 	local r, err, why = check(s:setfd(fd))
 	if self.ours then self.token = s:token() end
+	refresh_class(self)
 	return r, err, why
 end
 
@@ -151,6 +168,7 @@ function U.wrap(s)
 		s:settimeout(0)
 		self.token = -1
 	end
+	refresh_class(self)
 	return self
 end
 
