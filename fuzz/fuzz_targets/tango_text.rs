@@ -93,7 +93,7 @@ fuzz_target!(|data: &[u8]| {
 fn harness(lua: &Lua) -> Table {
     cached(lua, "fuzz tango", || {
         lua_cover::install(lua);
-        install_core(lua, socketloop::codec::tango_text::register);
+        install_core(lua, socketloop::lua::tango_text::register);
         let module = lua
             .load(include_str!("../../lua/socketloop/tango/text.lua"))
             .set_name("@lua/socketloop/tango/text.lua")

@@ -1,22 +1,20 @@
 //! The reading side of tango's text serialization: Lua constructor text, such as
-//! `{"greet","Hello",n=1,[2.5]={true}}`, parsed straight onto the Lua stack.
+//! `{"greet","Hello",n=1,[2.5]={true}}`, parsed into a [`Tree`] of owned Rust values.
+//! Pure Rust, no Lua: `src/lua/tango_text.rs` parses under `catch_unwind`, then pushes
+//! the tree onto the Lua stack in a protected call.
 //!
 //! It reads literals (nil, booleans, numbers, strings with every Lua escape, long
 //! strings) and table constructors, plus the spellings tango 0.2 and our serializer use
 //! for special numbers (`inf`, `nan`, `1/0`, `-1/0`, `0/0`), and refuses anything else
 //! (names, calls, operators), so nothing received ever runs. Numbers other than short
-//! decimal integers go through LuaJIT's own conversion, so they read exactly as
-//! `loadstring` reads them. `lua/socketloop/tango/text.lua` documents the format and
+//! decimal integers are converted as LuaJIT's `lj_strscan` converts them (correctly
+//! rounded, with its limits on exponents), so they read exactly as `loadstring` reads
+//! them. `lua/socketloop/tango/text.lua` documents the format and
 //! holds the serializer; the fuzz target `tango_text` checks this parser against
 //! `loadstring`.
 //!
-//! Cost: one pass over the text; memory only for the Lua values made (and, for a string
-//! with escapes, its bytes once).
-
-use crate::lua::stack::{Ret, Stack};
-use mlua::ffi::{self, lua_State};
-use mlua::{Function, Lua, Table};
-use std::ffi::c_int;
+//! Cost: one pass over the text; 16 bytes a value in the tree (strings without escapes
+//! stay in the text, as ranges; a string with escapes is decoded once into the tree).
 
 /// LuaJIT's reserved words (`goto` is not one: LuaJIT reads it as a name in a
 /// constructor).
@@ -44,49 +42,69 @@ const RESERVED: [&[u8]; 21] = [
     b"while",
 ];
 
-/// Deepest table nesting read whatever `maxdepth` says: the parser recurses once per
-/// level on the C stack.
-const DEPTH_CAP: f64 = 10_000.0;
+/// Deepest table nesting read whatever `maxdepth` says: the parser, and the binding that
+/// pushes the tree, recurse once per level on the C stack.
+pub const DEPTH_CAP: f64 = 10_000.0;
 
-/// Sets `core.tango_parse(text, maxdepth) -> true, value | false, message`.
-pub fn register(lua: &Lua, core: &Table) -> mlua::Result<()> {
-    // SAFETY: pushes one C function.
-    let parse: Function = unsafe {
-        lua.exec_raw((), |state| {
-            ffi::lua_pushcclosure(state, tango_parse, 0);
-        })
-    }?;
-    core.set("tango_parse", parse)
+/// One value of a parsed text. A [`Tree`] lists them in pre-order: a table's entries
+/// follow its node, each a positional value, or [`Node::Named`] then the value, or
+/// [`Node::Keyed`] then the key and the value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Node {
+    Nil,
+    Bool(bool),
+    Num(f64),
+    /// The string in bytes `from..to` of the text.
+    Text(u32, u32),
+    /// The string in bytes `from..to` of [`Tree::decoded`].
+    Decoded(u32, u32),
+    /// A table with `items` positional entries and `fields` keyed ones.
+    Table {
+        items: u32,
+        fields: u32,
+    },
+    /// A `name = value` entry whose name is bytes `from..to` of the text.
+    Named(u32, u32),
+    /// A `[key] = value` entry; its key is neither nil nor NaN.
+    Keyed,
 }
 
-unsafe extern "C-unwind" fn tango_parse(state: *mut lua_State) -> c_int {
-    let st = Stack::new(state);
-    let Some(text) = st.string(1) else {
-        let why = format!("cannot parse a {}, string expected", st.type_name(1));
-        return refuse(&st, why.as_bytes());
-    };
-    let maxdepth = st.strict_number(2).unwrap_or(100.0);
+/// A parsed text: owned values, with strings as ranges of the text it was parsed from.
+#[derive(Debug, Default)]
+pub struct Tree {
+    /// The value, in pre-order (see [`Node`]); every range in it lies inside the text or
+    /// `decoded`, and every table's entries are all there.
+    pub nodes: Vec<Node>,
+    /// The bytes of strings that had escapes or CRs, decoded.
+    pub decoded: Vec<u8>,
+    /// The deepest table nesting in `nodes` (0: no table).
+    pub depth: u32,
+    /// Where (0-based) the first table at that depth starts, for messages.
+    pub deepest_at: usize,
+}
+
+/// `cannot parse byte N: what` for 0-based position `pos`.
+pub fn message_at(pos: usize, what: &[u8]) -> Vec<u8> {
+    let mut msg = format!("cannot parse byte {}: ", pos + 1).into_bytes();
+    msg.extend_from_slice(what);
+    msg
+}
+
+/// Parses the whole of `text` (one literal or table constructor, with spaces around),
+/// nesting tables at most `maxdepth` (and [`DEPTH_CAP`]) levels deep. The error is the
+/// message as bytes (`cannot parse byte N: ...`).
+pub fn parse(text: &[u8], maxdepth: f64) -> Result<Tree, Vec<u8>> {
+    if u32::try_from(text.len()).is_err() {
+        return Err(message_at(0, b"text too long"));
+    }
     let mut parser = Parser {
         s: text,
         pos: 0,
         maxdepth,
-        st: &st,
+        tree: Tree::default(),
     };
-    // The value (pushed by parse on success) goes below `true`.
-    match parser.parse() {
-        Ok(()) => {
-            st.push_bool(true);
-            ffi::lua_insert(state, -2);
-            2
-        }
-        Err(why) => refuse(&st, &why),
-    }
-}
-
-fn refuse(st: &Stack, why: &[u8]) -> Ret {
-    st.push_bool(false);
-    st.push_bytes(why);
-    2
+    parser.parse()?;
+    Ok(parser.tree)
 }
 
 /// An error is the message as bytes: it quotes input bytes as they are, as Lua would.
@@ -104,16 +122,17 @@ fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
-struct Parser<'a, 's> {
+struct Parser<'s> {
+    /// At most u32::MAX bytes, so every position fits a [`Node`].
     s: &'s [u8],
     /// 0-based; messages say pos + 1, as Lua counts bytes.
     pos: usize,
     maxdepth: f64,
-    st: &'a Stack<'s>,
+    tree: Tree,
 }
 
-impl<'s> Parser<'_, 's> {
-    /// Pushes the value the whole text stands for.
+impl<'s> Parser<'s> {
+    /// Reads the value the whole text stands for.
     fn parse(&mut self) -> Parsed {
         self.value(0)?;
         self.skip();
@@ -128,9 +147,24 @@ impl<'s> Parser<'_, 's> {
     }
 
     fn fail<T>(&self, what: impl AsRef<[u8]>) -> Parsed<T> {
-        let mut msg = format!("cannot parse byte {}: ", self.pos + 1).into_bytes();
-        msg.extend_from_slice(what.as_ref());
-        Err(msg)
+        Err(message_at(self.pos, what.as_ref()))
+    }
+
+    fn add(&mut self, node: Node) {
+        self.tree.nodes.push(node);
+    }
+
+    /// Bytes `from..to` of the text as a string node.
+    fn add_text(&mut self, from: usize, to: usize) {
+        self.add(Node::Text(from as u32, to as u32));
+    }
+
+    /// `bytes` as a string node, copied into the tree.
+    fn add_decoded(&mut self, bytes: &[u8]) {
+        let from = self.tree.decoded.len();
+        self.tree.decoded.extend_from_slice(bytes);
+        // The decoded bytes of one string are fewer than its text's.
+        self.add(Node::Decoded(from as u32, self.tree.decoded.len() as u32));
     }
 
     fn skip(&mut self) {
@@ -183,17 +217,17 @@ impl<'s> Parser<'_, 's> {
         match self.name_at(pos) {
             b"nil" => {
                 self.pos = pos + 3;
-                self.st.push_nil();
+                self.add(Node::Nil);
                 Ok(())
             }
             b"true" => {
                 self.pos = pos + 4;
-                self.st.push_bool(true);
+                self.add(Node::Bool(true));
                 Ok(())
             }
             b"false" => {
                 self.pos = pos + 5;
-                self.st.push_bool(false);
+                self.add(Node::Bool(false));
                 Ok(())
             }
             b"inf" | b"nan" => self.number(),
@@ -208,27 +242,37 @@ impl<'s> Parser<'_, 's> {
             let limit = lua_number_text(limit);
             return self.fail(format!("tables nested deeper than {limit} levels"));
         }
-        // SAFETY: room for the table, a key and a value; false only past LuaJIT's limit.
-        if unsafe { ffi::lua_checkstack(self.st.state(), 3) } == 0 {
-            return self.fail("tables nested too deep for the Lua stack");
+        let depth = depth as u32;
+        if depth > self.tree.depth {
+            self.tree.depth = depth;
+            self.tree.deepest_at = self.pos;
         }
-        self.st.push_table();
-        let mut index = 0usize;
+        let at = self.tree.nodes.len();
+        self.add(Node::Table {
+            items: 0,
+            fields: 0,
+        });
+        let (mut items, mut fields) = (0u32, 0u32);
         self.pos += 1;
         loop {
             self.skip();
             let c = self.at(self.pos);
             if c == Some(b'}') {
                 self.pos += 1;
+                self.tree.nodes[at] = Node::Table { items, fields };
                 return Ok(());
             }
             if let Some((name, value_at)) = self.named_key() {
-                self.st.push_bytes(name);
+                fields += 1;
+                self.add(Node::Named(self.pos as u32, (self.pos + name.len()) as u32));
                 self.pos = value_at;
-                self.value(depth as u32)?;
+                self.value(depth)?;
             } else if c == Some(b'[') && !self.long_bracket_at(self.pos) {
+                fields += 1;
+                self.add(Node::Keyed);
                 self.pos += 1;
-                self.value(depth as u32)?;
+                let key_at = self.tree.nodes.len();
+                self.value(depth)?;
                 self.skip();
                 let value_at = match self.at(self.pos) {
                     Some(b']') => self.after_equals(self.pos + 1),
@@ -238,22 +282,16 @@ impl<'s> Parser<'_, 's> {
                     return self.fail(self.near());
                 };
                 self.pos = value_at;
-                // SAFETY: the key is at -1.
-                let key_type = unsafe { ffi::lua_type(self.st.state(), -1) };
-                if key_type == ffi::LUA_TNIL {
-                    return self.fail("table key is nil");
+                match self.tree.nodes[key_at] {
+                    Node::Nil => return self.fail("table key is nil"),
+                    Node::Num(x) if x.is_nan() => return self.fail("table key is NaN"),
+                    _ => {}
                 }
-                if key_type == ffi::LUA_TNUMBER && self.st.number(-1).is_some_and(f64::is_nan) {
-                    return self.fail("table key is NaN");
-                }
-                self.value(depth as u32)?;
+                self.value(depth)?;
             } else {
-                index += 1;
-                self.st.push_int(index as i64);
-                self.value(depth as u32)?;
+                items += 1;
+                self.value(depth)?;
             }
-            // SAFETY: table at -3, key at -2, value at -1 (a non-nil, non-NaN key).
-            unsafe { ffi::lua_rawset(self.st.state(), -3) };
             self.skip();
             match self.at(self.pos) {
                 Some(b',' | b';') => self.pos += 1,
@@ -302,13 +340,13 @@ impl<'s> Parser<'_, 's> {
             };
             if s[j] == quote && out.is_empty() {
                 self.pos = j + 1;
-                self.st.push_bytes(&s[i..j]);
+                self.add_text(i, j);
                 return Ok(());
             }
             out.extend_from_slice(&s[i..j]);
             if s[j] == quote {
                 self.pos = j + 1;
-                self.st.push_bytes(&out);
+                self.add_decoded(&out);
                 return Ok(());
             }
             if s[j] != b'\\' {
@@ -418,11 +456,12 @@ impl<'s> Parser<'_, 's> {
             _ => {}
         }
         self.pos = j + close.len();
-        let body = self.s.get(start..j).unwrap_or(&[]);
+        let start = start.min(j);
+        let body = &self.s[start..j];
         if body.contains(&b'\r') {
-            self.st.push_bytes(&normalize_line_breaks(body));
+            self.add_decoded(&normalize_line_breaks(body));
         } else {
-            self.st.push_bytes(body);
+            self.add_text(start, j);
         }
         Ok(())
     }
@@ -459,7 +498,7 @@ impl<'s> Parser<'_, 's> {
             x /= self.literal_number()?;
             self.skip();
         }
-        self.st.push_num(sign * x);
+        self.add(Node::Num(sign * x));
         Ok(())
     }
 
@@ -478,13 +517,7 @@ impl<'s> Parser<'_, 's> {
         if self.at(pos + len).is_some_and(continues_number) {
             return self.fail("malformed number");
         }
-        // LuaJIT's conversion, as `loadstring` reads the literal (it reads none from an
-        // exponent of 10 digits or more, as in 1e9254740992).
-        self.st.push_bytes(&self.s[pos..pos + len]);
-        let x = self.st.number(-1);
-        // SAFETY: pops the string pushed above.
-        unsafe { ffi::lua_settop(self.st.state(), -2) };
-        let Some(x) = x else {
+        let Some(x) = scan_number(&self.s[pos..pos + len]) else {
             return self.fail("malformed number");
         };
         self.pos = pos + len;
@@ -525,6 +558,75 @@ impl<'s> Parser<'_, 's> {
             1 + sign + digits
         }
     }
+}
+
+/// The value LuaJIT's `lj_strscan` (so `loadstring`) gives a literal of the forms
+/// [`Parser::number_text_len`] reads: `0x` and hex digits, or decimal digits with an
+/// optional fraction and exponent. None where LuaJIT reads none: an exponent of 2^20 or
+/// more, or 2^20 or more fraction digits up to the last non-zero one. Both conversions
+/// are correctly rounded, so Rust's decimal one gives the same double.
+fn scan_number(text: &[u8]) -> Option<f64> {
+    if let [b'0', b'x' | b'X', hex @ ..] = text {
+        return Some(hex_integer(hex));
+    }
+    let mantissa_len = text
+        .iter()
+        .position(|&b| b == b'e' || b == b'E')
+        .unwrap_or(text.len());
+    let (mantissa, exponent) = text.split_at(mantissa_len);
+    if let Some(digits) = exponent.get(1..) {
+        let digits = match digits {
+            [b'+' | b'-', rest @ ..] => rest,
+            _ => digits,
+        };
+        let mut magnitude = 0u32;
+        for &d in digits {
+            magnitude = magnitude * 10 + u32::from(d - b'0');
+            if magnitude >= 1 << 20 {
+                return None;
+            }
+        }
+    }
+    if let Some(dot) = mantissa.iter().position(|&b| b == b'.') {
+        let fraction = &mantissa[dot + 1..];
+        let significant = fraction
+            .iter()
+            .rposition(|&b| b != b'0')
+            .map_or(0, |k| k + 1);
+        if significant >= 1 << 20 {
+            return None;
+        }
+    }
+    std::str::from_utf8(text).ok()?.parse::<f64>().ok()
+}
+
+/// Hex digits as LuaJIT converts them: the first 16 significant digits exactly, any
+/// further ones as a sticky bit and a binary exponent, then one rounding to a double.
+fn hex_integer(hex: &[u8]) -> f64 {
+    let leading_zeros = hex.iter().take_while(|&&b| b == b'0').count();
+    let mut x = 0u64;
+    let mut exponent = 0i64;
+    for (k, &d) in hex[leading_zeros..].iter().enumerate() {
+        let d = u64::from(hex_digit(d).unwrap_or(0));
+        if k < 16 {
+            x = (x << 4) | d;
+        } else {
+            x |= u64::from(d != 0);
+            exponent += 4;
+        }
+    }
+    if x >> 62 != 0 {
+        x = (x >> 2) | (x & 3);
+        exponent += 2;
+    }
+    let mut n = x as i64 as f64;
+    // Exact until it overflows to infinity: n has at most 53 significant bits.
+    while exponent > 0 && n.is_finite() {
+        let step = exponent.min(1000);
+        n *= 2f64.powi(step as i32);
+        exponent -= step;
+    }
+    n
 }
 
 /// `body` with each line break (CR LF, LF CR, CR or LF) as one LF.

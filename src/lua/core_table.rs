@@ -246,7 +246,7 @@ pub fn core_table(lua: &Lua, reactor: &SharedReactor) -> mlua::Result<Table> {
     crate::codec::http_head::register(lua, &core)?;
     crate::codec::inflate::register(lua, &core)?;
     crate::codec::rpc::register(lua, &core)?;
-    crate::codec::tango_text::register(lua, &core)?;
+    crate::lua::tango_text::register(lua, &core)?;
     Ok(core)
 }
 

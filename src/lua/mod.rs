@@ -7,6 +7,7 @@ pub mod reply;
 pub mod resolve;
 pub mod scheduler;
 pub mod stack;
+pub mod tango_text;
 pub mod tcp;
 pub mod tcp_ffi;
 pub mod tls;

@@ -97,8 +97,8 @@ function T.serialize(v)
 	return concat(out, '', 1, n)
 end
 
--- The parser is Rust (src/codec/tango_text.rs): it reads only literals and table
--- constructors, and numbers through LuaJIT's own conversion.
+-- The parser is Rust (src/codec/tango_text.rs, bound by src/lua/tango_text.rs): it reads
+-- only literals and table constructors, and numbers as LuaJIT's own conversion does.
 
 local tango_parse = require'socketloop.core'.tango_parse
 
