@@ -2,7 +2,8 @@
 -- The public API; docs/api.md documents every function.
 
 local core = require'socketloop.core'
-local S = require'socketloop.scheduler'
+-- The scheduler: internal, handed to the loop's modules by src/lua/embedded.rs.
+local S = assert(select(2, ...), 'loaded by socketloop itself').scheduler
 local A = require'socketloop.asocket'
 
 local traceback = debug.traceback

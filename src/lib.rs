@@ -32,6 +32,15 @@ extern "C" {}
 /// handling, and scripts catch signals with `loop.onsignal`), and SIGQUIT, for which
 /// the loop writes its thread dump (`loop.dump`) and goes on.
 pub fn open(lua: &Lua, catch_signals: bool) -> mlua::Result<Table> {
+    open_runner(lua, catch_signals).map(|installed| installed.socketloop)
+}
+
+/// [`open`] for the runner, which also gets the scheduler (internal to the loop's
+/// modules: no script can `require` it).
+pub fn open_runner(
+    lua: &Lua,
+    catch_signals: bool,
+) -> mlua::Result<crate::lua::embedded::Installed> {
     let reactor = crate::rt::reactor::Reactor::shared().map_err(mlua::Error::external)?;
     if catch_signals {
         for signal in [libc::SIGINT, libc::SIGTERM] {

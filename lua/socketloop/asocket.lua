@@ -7,13 +7,13 @@
 -- outside a loop thread the call blocks in poll(2) instead, like LuaSocket's own.
 
 local core = require'socketloop.core'
-local S = require'socketloop.scheduler'
 local ffi = require'ffi'
 -- The private half of socketloop.core, given to this module's first load only.
 local private = select(2, ...)
 if type(private) ~= 'table' then
 	error('socketloop.asocket is loaded by socketloop itself, once', 2)
 end
+local S = private.scheduler
 
 local wait = S.wait
 local isyieldable = coroutine.isyieldable or function() return true end

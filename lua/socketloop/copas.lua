@@ -11,7 +11,8 @@
 -- methods, and copas.wrap / copas.handler wrap either.
 
 local loop = require'socketloop'
-local S = require'socketloop.scheduler'
+-- The scheduler: internal, handed to the loop's modules by src/lua/embedded.rs.
+local S = assert(select(2, ...), 'loaded by socketloop itself').scheduler
 local A = require'socketloop.asocket'
 
 local running = coroutine.running

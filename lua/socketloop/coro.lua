@@ -6,7 +6,8 @@
 -- (by default its creator). Transfers are carried out by the loop's scheduler, so a coro
 -- thread can also wait on sockets: its socket calls park it like any loop thread.
 
-local S = require'socketloop.scheduler'
+-- The scheduler: internal, handed to the loop's modules by src/lua/embedded.rs.
+local S = assert(select(2, ...), 'loaded by socketloop itself').scheduler
 
 local create, yield, status = coroutine.create, coroutine.yield, coroutine.status
 local running, TRANSFER, MAIN, pack = S.running, S.TRANSFER, S.MAIN, S.pack

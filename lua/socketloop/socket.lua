@@ -5,7 +5,8 @@
 -- socket.tp and any other library that requires 'socket' run on it unchanged.
 
 local core = require'socketloop.core'
-local S = require'socketloop.scheduler'
+-- The scheduler: internal, handed to the loop's modules by src/lua/embedded.rs.
+local S = assert(select(2, ...), 'loaded by socketloop itself').scheduler
 local A = require'socketloop.asocket'
 local compat = require'socketloop.socket.compat'
 

@@ -4,7 +4,8 @@
 -- set, timeout or cancel that wakes it. Waits that cannot be satisfied at once raise an
 -- error outside a loop thread, where nothing could ever wake them.
 
-local S = require'socketloop.scheduler'
+-- The scheduler: internal, handed to the loop's modules by src/lua/embedded.rs.
+local S = assert(select(2, ...), 'loaded by socketloop itself').scheduler
 local now = require'socketloop.core'.now
 
 local park, wakeone, wakeall, take, waitlist = S.park, S.wakeone, S.wakeall, S.take, S.waitlist

@@ -94,6 +94,14 @@ pub fn message_at(pos: usize, what: &[u8]) -> Vec<u8> {
 /// nesting tables at most `maxdepth` (and [`DEPTH_CAP`]) levels deep. The error is the
 /// message as bytes (`cannot parse byte N: ...`).
 pub fn parse(text: &[u8], maxdepth: f64) -> Result<Tree, Vec<u8>> {
+    let mut tree = Tree::default();
+    parse_into(text, maxdepth, &mut tree)?;
+    Ok(tree)
+}
+
+/// [`parse`] into `tree`, which is cleared first (so its buffers can be reused).
+pub fn parse_into(text: &[u8], maxdepth: f64, tree: &mut Tree) -> Result<(), Vec<u8>> {
+    tree.clear();
     if u32::try_from(text.len()).is_err() {
         return Err(message_at(0, b"text too long"));
     }
@@ -101,10 +109,19 @@ pub fn parse(text: &[u8], maxdepth: f64) -> Result<Tree, Vec<u8>> {
         s: text,
         pos: 0,
         maxdepth,
-        tree: Tree::default(),
+        tree,
     };
-    parser.parse()?;
-    Ok(parser.tree)
+    parser.parse()
+}
+
+impl Tree {
+    /// Empties the tree, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.nodes.clear();
+        self.decoded.clear();
+        self.depth = 0;
+        self.deepest_at = 0;
+    }
 }
 
 /// An error is the message as bytes: it quotes input bytes as they are, as Lua would.
@@ -122,16 +139,16 @@ fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
-struct Parser<'s> {
+struct Parser<'s, 't> {
     /// At most u32::MAX bytes, so every position fits a [`Node`].
     s: &'s [u8],
     /// 0-based; messages say pos + 1, as Lua counts bytes.
     pos: usize,
     maxdepth: f64,
-    tree: Tree,
+    tree: &'t mut Tree,
 }
 
-impl<'s> Parser<'s> {
+impl<'s> Parser<'s, '_> {
     /// Reads the value the whole text stands for.
     fn parse(&mut self) -> Parsed {
         self.value(0)?;

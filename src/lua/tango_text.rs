@@ -6,7 +6,7 @@
 //! may run the collector and so any finalizer, which may raise (out of memory, or a
 //! finalizer error on stock LuaJIT 2.1.0-beta3); such an error unwinds only through the
 //! pushing frames, which hold nothing but a shared borrow of the tree, and is raised
-//! again once the tree is dropped. A finalizer may call `tango_parse` again meanwhile:
+//! again once the tree is put away. A finalizer may call `tango_parse` again meanwhile:
 //! each call has its own tree.
 
 use crate::codec::tango_text::{self, message_at, Node, Tree};
@@ -14,7 +14,25 @@ use crate::lua::reply::guarded;
 use crate::lua::stack::{Ret, Stack};
 use mlua::ffi::{self, lua_State};
 use mlua::{Function, Lua, Table};
+use std::cell::Cell;
 use std::ffi::{c_int, c_void};
+
+thread_local! {
+    /// A tree whose buffers the next call reuses (a call made by a finalizer while
+    /// another pushes finds it taken and starts an empty one).
+    static SPARE: Cell<Tree> = Cell::new(Tree::default());
+}
+
+/// Trees with more nodes than this are dropped after use rather than kept as the spare.
+const SPARE_NODES_MAX: usize = 4096;
+
+/// Keeps `tree`'s buffers for the next call, if they are small.
+fn give_back(mut tree: Tree) {
+    if tree.nodes.capacity() <= SPARE_NODES_MAX && tree.decoded.capacity() <= 16 * SPARE_NODES_MAX {
+        tree.clear();
+        SPARE.with(|spare| spare.set(tree));
+    }
+}
 
 /// Sets `core.tango_parse(text, maxdepth) -> true, value | false, message`.
 pub fn register(lua: &Lua, core: &Table) -> mlua::Result<()> {
@@ -41,20 +59,21 @@ unsafe extern "C-unwind" fn tango_parse(state: *mut lua_State) -> c_int {
         return refuse(&st, why.as_bytes());
     };
     let maxdepth = st.strict_number(2).unwrap_or(100.0);
-    let parsed = match guarded(|| tango_text::parse(text, maxdepth)) {
+    let mut tree = SPARE.with(Cell::take);
+    let parsed = match guarded(|| tango_text::parse_into(text, maxdepth, &mut tree)) {
         Ok(parsed) => parsed,
         Err(panic) => Err(format!("socketloop: internal error: {panic}").into_bytes()),
     };
-    let tree = match parsed {
-        Ok(tree) => tree,
-        Err(why) => return refuse(&st, &why),
-    };
+    if let Err(why) = parsed {
+        give_back(tree);
+        return refuse(&st, &why);
+    }
     // Room for a table and a key at each level, and the value; checked once here so the
     // pushing recursion needs no check.
     let slots = (tree.depth as usize).saturating_mul(2).saturating_add(4);
     if ffi::lua_checkstack(state, c_int::try_from(slots).unwrap_or(c_int::MAX)) == 0 {
         let why = message_at(tree.deepest_at, b"tables nested too deep for the Lua stack");
-        drop(tree);
+        give_back(tree);
         return refuse(&st, &why);
     }
     let job = Job { tree: &tree, text };
@@ -63,7 +82,7 @@ unsafe extern "C-unwind" fn tango_parse(state: *mut lua_State) -> c_int {
     ffi::lua_pushvalue(state, ffi::lua_upvalueindex(1));
     ffi::lua_pushlightuserdata(state, (&raw const job).cast_mut().cast::<c_void>());
     let status = ffi::lua_pcall(state, 1, 1, 0);
-    drop(tree);
+    give_back(tree);
     if status != ffi::LUA_OK {
         // The error value is on top; nothing Rust owns is left in this frame.
         ffi::lua_error(state);

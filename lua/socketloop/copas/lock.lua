@@ -4,7 +4,8 @@
 -- method returns nil, 'destroyed'.
 
 local loop = require'socketloop'
-local S = require'socketloop.scheduler'
+-- The scheduler: internal, handed to the loop's modules by src/lua/embedded.rs.
+local S = assert(select(2, ...), 'loaded by socketloop itself').scheduler
 
 local running = coroutine.running
 

@@ -2,7 +2,8 @@
 -- first served, on the scheduler's wait lists (S.park, as loop.semaphore): a take may
 -- ask for several resources, and waits (in turn) until that many are there.
 
-local S = require'socketloop.scheduler'
+-- The scheduler: internal, handed to the loop's modules by src/lua/embedded.rs.
+local S = assert(select(2, ...), 'loaded by socketloop itself').scheduler
 
 local DEFAULT_TIMEOUT = 10
 

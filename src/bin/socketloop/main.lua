@@ -1,11 +1,11 @@
 -- The runner's main thread: the -l, -e, -j, -O, --luasocket and --copas actions in order, then the script,
 -- all in one loop thread; then the loop, until no thread waits on anything.
--- Called with (actions, script function or false, script args...); returns the
+-- Called with (the scheduler, actions, script function or false, script args...) (the
+-- scheduler is internal to the loop's modules: the runner hands it over); returns the
 -- traceback of an uncaught error in the main thread (or nil) and the signal that
 -- stopped the loop (or nil).
 
-local actions, script = ...
-local S = require'socketloop.scheduler'
+local S, actions, script = ...
 
 local function jit_command(cmd)
 	local name, args = cmd:match('^([%w_]+)=?(.*)$')
@@ -79,7 +79,7 @@ local function onerror(_, trace)
 end
 
 S.main_chunk = S.create(main, onerror)
-S.start_thread(S.main_chunk, main, select(3, ...))
+S.start_thread(S.main_chunk, main, select(4, ...))
 if not failure then
 	S.start()
 end

@@ -119,15 +119,14 @@ fn run_in(
     }
     ignore_sigpipe();
     setup_paths(lua).map_err(lua_error)?;
-    let loop_table = socketloop::open(lua, true).map_err(lua_error)?;
+    let installed = socketloop::open_runner(lua, true).map_err(lua_error)?;
+    let scheduler = installed.scheduler;
     let package: Table = lua.globals().get("package").map_err(lua_error)?;
     let loaded: Table = package.get("loaded").map_err(lua_error)?;
-    loaded.set("socketloop", loop_table).map_err(lua_error)?;
+    loaded
+        .set("socketloop", installed.socketloop)
+        .map_err(lua_error)?;
     if let Some((index, count)) = worker {
-        let scheduler: Table = lua
-            .load("return require'socketloop.scheduler'")
-            .eval()
-            .map_err(lua_error)?;
         scheduler.set("worker_index", index).map_err(lua_error)?;
         scheduler.set("worker_count", count).map_err(lua_error)?;
     }
@@ -138,7 +137,7 @@ fn run_in(
         Some(s) => Value::Function(compile_script(lua, s)?),
         None => Value::Boolean(false),
     };
-    let mut call = vec![Value::Table(actions), script];
+    let mut call = vec![Value::Table(scheduler), Value::Table(actions), script];
     for a in argv.iter().skip(inv.script_index + 1) {
         call.push(Value::String(lua.create_string(a).map_err(lua_error)?));
     }
