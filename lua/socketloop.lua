@@ -255,7 +255,7 @@ function loop.newserver(ip, port, handler, options)
 		end
 	else
 		on_client = function(client)
-			S.newthread(serve, handler, client)
+			S.serve(handler, client)
 		end
 	end
 	A.listeners[server] = on_client

@@ -96,11 +96,24 @@ local function send_ours(self, s, data, i, j)
 end
 
 -- LuaSocket's `class` field, 'tcp{master}', 'tcp{client}' or 'tcp{server}' as tostring
--- says, kept on our asockets (a foreign socket's own is looked up on it) and refreshed
--- when the state changes. A closed socket keeps its class, as LuaSocket's.
+-- says, refreshed when the state changes. A closed socket keeps its class, as LuaSocket's.
+-- Our asockets keep it only when it is not 'tcp{client}', the class's default: an
+-- accepted connection's asocket then has four fields, which fit a hash part of four
+-- nodes where five take eight (about 100 bytes per connection).
+asocket.class = 'tcp{client}'
+local function set_class(self, s)
+	local class = tostring(s):match('^[^:]*')
+	if class ~= 'tcp{client}' then
+		self.class = class
+	elseif rawget(self, 'class') ~= nil then
+		-- Only when present: storing nil at a missing key inserts it, and the insertion
+		-- may grow the hash part.
+		self.class = nil
+	end
+end
 local function refresh_class(self)
 	if self.ours and self.socket:getfd() >= 0 then
-		self.class = tostring(self.socket):match('^[^:]*')
+		set_class(self, self.socket)
 	end
 end
 
@@ -245,7 +258,55 @@ local function receive_retry(self, pattern, prefix, started, data, err, part)
 	return receive_retry(self, pattern, prefix, started, receive_once(self, pattern, prefix))
 end
 
+-- Parks the thread until our socket `self` is readable, then receives again; the general
+-- path (receive_retry) for what this does not handle: a timeout other than a block one,
+-- a thread that cannot yield, a caller that is not a loop thread, 'busy'.
+--
+-- Why a function of its own, tail-called: the thread parks in `wait` with no frame
+-- between the handler and this one (receive's is replaced), and so few slots in use
+-- that LuaJIT's initial coroutine stack holds them and the 20 slots every C call keeps
+-- free above its arguments. A deeper park doubles the stack, which is then never shrunk
+-- (docs/performance.md: about 450 bytes per idle connection).
+local function receive_wait(self, pattern)
+	local limit = self.timeouts
+	if limit and (type(limit) ~= 'number' or limit <= 0) or not isyieldable() then
+		return receive_retry(self, pattern, nil, nil, nil, WANTREAD)
+	end
+	local how = wait(self.token * 2, limit or nil)
+	if how == true then
+		return self:receive(pattern)
+	elseif how == nil or how == 'busy' then
+		return receive_retry(self, pattern, nil, nil, nil, WANTREAD)
+	end
+	count_error(how)
+	return nil, how, partial(self, nil, pattern)
+end
+
+-- The fast path inline (see receive_wait for why no call deepens the stack here).
 function asocket:receive(pattern, prefix)
+	if prefix == nil and self.ours then
+		local code = LINE
+		if pattern ~= nil and pattern ~= '*l' then
+			code = type(pattern) == 'number' and pattern >= 0 and pattern < MAX_COUNT
+				and pattern % 1 == 0 and pattern
+		end
+		if code then
+			local r = fast_receive(reactor, self.token, self.socket, code)
+			if r == DONE then
+				-- Not a tail call: a trace cannot return to the caller's frame from one
+				-- to a fast function that allocates.
+				local data = tostr(result.data, result.len)
+				result.lent = 0
+				return data
+			elseif r == WOULD_BLOCK then
+				return receive_wait(self, pattern)
+			elseif r == FAILED then
+				local err, part = tostr(result.err, result.err_len), tostr(result.data, result.len)
+				result.lent = 0
+				return receive_retry(self, pattern, nil, nil, nil, err, part)
+			end
+		end
+	end
 	local data, err, part = receive_once(self, pattern, prefix)
 	if data then return data end
 	return receive_retry(self, pattern, prefix, nil, data, err, part)
@@ -592,7 +653,7 @@ function asocket:setsocket(s)
 	setmetatable(self, self.ours and asocket or foreign)
 	if self.ours then
 		self.token = s:token()
-		self.class = tostring(s):match('^[^:]*')
+		set_class(self, s)
 		return
 	end
 	self.class = nil
@@ -700,7 +761,7 @@ asocket.setsockname = asocket.bind
 foreign = {__tostring = asocket.__tostring}
 function foreign.__index(self, name)
 	local m = asocket[name]
-	if m ~= nil then return m end
+	if m ~= nil and name ~= 'class' then return m end
 	local s = rawget(self, 'socket')
 	if type(name) == 'string' and s ~= nil and type(s[name]) == 'function' then
 		return forwarder(name)
@@ -733,8 +794,10 @@ function A.wrap(s)
 	end
 	-- `timeouts` (false, the block timeout alone, or {block =, total =}) is always
 	-- present: a wait reads it, and a key that is present is a fixed slot for the JIT
-	-- where a missing one is a search of the object and then of its class.
-	local self = setmetatable({timeouts = false, class = false}, asocket)
+	-- where a missing one is a search of the object and then of its class. So are
+	-- `socket`, `ours` and `token`, set by setsocket: made here, the table gets its hash
+	-- part at its final size at once.
+	local self = setmetatable({socket = false, ours = false, token = -1, timeouts = false}, asocket)
 	self:setsocket(s)
 	return self
 end
@@ -762,7 +825,8 @@ end
 
 A.class = asocket
 -- For lua/socketloop/udp.lua, which wraps UDP sockets the same way, and for
--- loop.threads(), which finds the socket a thread waits on in this function's frame.
+-- loop.threads(), which finds the socket a thread waits on in the frame of one of these.
 A.ready = ready
+A.receive_wait = receive_wait
 A.check = check
 return A

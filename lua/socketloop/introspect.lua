@@ -11,13 +11,13 @@ local traceback, getinfo, getlocal = debug.traceback, debug.getinfo, debug.getlo
 local M = {}
 
 -- The asocket a thread parked on a socket waits for: the `self` of asocket's `ready`,
--- the function every socket wait goes through, found on the thread's stack (so that a
--- wait records nothing).
+-- the function every socket wait goes through but receive's on our sockets
+-- (`receive_wait`), found on the thread's stack (so that a wait records nothing).
 local function socket_of(co)
 	for level = 0, 40 do
 		local info = getinfo(co, level, 'f')
 		if not info then return nil end
-		if info.func == A.ready then
+		if info.func == A.ready or info.func == A.receive_wait then
 			local name, value = getlocal(co, level, 1)
 			if name == 'self' then return value end
 			return nil

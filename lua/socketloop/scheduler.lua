@@ -78,14 +78,15 @@ local sleeping = {}        -- thread parked on a plain timer -> its key (for can
 -- wait records as its start for loop.threads(), so that a wait costs no clock read.
 local step_time = now()
 local since = setmetatable({}, {__mode = 'k'})  -- thread in a sleep or start() -> step_time then
--- Threads made by newthread or coro.create that have not ended, and how many: what a
--- shutdown waits for. A suspended thread nobody holds may be collected unended, so the
--- count may stay above the set's size; shutdown's grace bounds what that costs.
-local alive, nalive = setmetatable({}, {__mode = 'k'}), 0
--- Loop threads ever made here (to tell join's misuse from a thread already joined), and
--- the results of those that ended, until they are joined or collected: {n =, true, ...}
--- or {n = 3, false, err, traceback}.
-local known = setmetatable({}, {__mode = 'k'})
+-- Loop threads ever made here (to tell join's misuse from a thread already joined, and
+-- cancel's), one entry each: `true` while one made by newthread or coro.create has not
+-- ended, the client asocket while a connection's thread (S.serve) has not, false once it
+-- ended. `nalive` counts the unended ones: what a shutdown waits for. A suspended thread
+-- nobody holds may be collected unended, so the count may stay above the set's; shutdown's
+-- grace bounds what that costs.
+local states, nalive = setmetatable({}, {__mode = 'k'}), 0
+-- The results of the threads that ended, until they are joined or collected:
+-- {n =, true, ...} or {n = 3, false, err, traceback}.
 local results = setmetatable({}, {__mode = 'k'})
 local joiners = setmetatable({}, {__mode = 'k'})  -- thread -> wait list of its joiners
 -- The thread a request asks the scheduler to end (S.ENDED): what a newthread's body
@@ -110,9 +111,15 @@ end
 
 local finish
 
+-- A thread failed: its error is reported with its traceback (a dead thread keeps its
+-- frames), a connection's client closed at once, and the thread's end recorded.
 local function report(co, err)
 	local trace = traceback(co, tostring(err))
 	S.report(err, trace, co)
+	local client = states[co]
+	if client and client ~= true then
+		pcall(client.close, client)
+	end
 	finish(co, {n = 3, false, err, trace})
 end
 
@@ -151,7 +158,7 @@ function after(outer, co, ok, req, a, b)
 	if req == ENDED then
 		return finish(co, a)
 	elseif req == TRANSFER then
-		if alive[co] and status(co) == 'dead' then
+		if states[co] and status(co) == 'dead' then
 			finish(co, {n = b.n + 1, true, unpack(b, 1, b.n)})
 		end
 		if a == S.MAIN then return unpack(b, 1, b.n) end
@@ -173,6 +180,9 @@ function after(outer, co, ok, req, a, b)
 		since[co] = step_time
 		if a then idle_deadline[co] = now() + a end
 		if S.draining then S.draining() end
+	elseif states[co] ~= true and states[co] and status(co) == 'dead' then
+		-- A connection's handler returned (S.serve: no body to say so).
+		return finish(co, {n = 1, true})
 	end
 end
 
@@ -222,16 +232,15 @@ end
 
 -- Counts `co` among the threads a shutdown waits for, and as joinable.
 function S.track(co)
-	alive[co] = true
-	known[co] = true
+	states[co] = true
 	nalive = nalive + 1
 	return co
 end
 
 -- Records how `co` ended, wakes its joiners, and tells a draining shutdown.
 function finish(co, r)
-	if alive[co] then
-		alive[co] = nil
+	if states[co] then
+		states[co] = false
 		nalive = nalive - 1
 	end
 	local wl = joiners[co]
@@ -288,6 +297,18 @@ local function run_starting()
 		S.start_thread(t[1], unpack(t[2], 1, t[2].n))
 	end
 	nesting = outer
+end
+
+-- Starts a loop thread running handler(client) for an accepted connection (newserver).
+-- The handler is the coroutine's own function, with no frame of ours below it: a thread
+-- parked in a receive then fits in LuaJIT's initial coroutine stack (docs/performance.md).
+-- If it raises, `after` reports the error from the dead thread and closes `client`.
+function S.serve(handler, client)
+	local co = create(handler)
+	states[co] = client
+	nalive = nalive + 1
+	S.start_thread(co, client)
+	return co
 end
 
 function S.newthread(handler, ...)
@@ -601,7 +622,7 @@ end
 
 -- Cancels `co`'s current or next wait with `why`; false if it has ended.
 function S.cancel(co, why)
-	if not known[co] then
+	if states[co] == nil then
 		error("bad argument #1 to 'cancel' (not a loop thread)", 3)
 	end
 	if status(co) == 'dead' then return false end
@@ -644,8 +665,8 @@ end
 -- and those waiting in start().
 function S.unended(except)
 	local list = {}
-	for co in pairs(alive) do
-		if co ~= except and status(co) ~= 'dead' then
+	for co, state in pairs(states) do
+		if state and co ~= except and status(co) ~= 'dead' then
 			local in_start = false
 			for i = 1, nidle do
 				if idle[i] == co then in_start = true end
@@ -659,7 +680,7 @@ end
 -- How many unended loop threads a shutdown called in `except` waits for.
 function S.busy_threads(except)
 	local n = nalive - nidle
-	if except and alive[except] then n = n - 1 end
+	if except and states[except] then n = n - 1 end
 	return n
 end
 
@@ -677,7 +698,7 @@ function S.join(co, timeout)
 		results[co] = nil
 		return unpack(r, 1, r.n)
 	end
-	if not known[co] then
+	if states[co] == nil then
 		error("bad argument #1 to 'join' (not a loop thread)", 2)
 	end
 	if status(co) == 'dead' then
@@ -940,7 +961,9 @@ function S.threads()
 	end
 	add(running())
 	add(S.main_chunk)
-	for co in pairs(alive) do add(co) end
+	for co, state in pairs(states) do
+		if state then add(co) end
+	end
 	for _, co in pairs(parked) do
 		if type(co) == 'table' then add(co.co) else add(co) end
 	end
