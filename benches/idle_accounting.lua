@@ -7,16 +7,19 @@
 -- again with the part's name) and kept alive; its cost is the growth of the Lua heap
 -- (collectgarbage'count' after a full collection) and of the process's RSS, divided by N:
 --   coroutine  coroutine.create(f), never run: the lua_State and its initial stack
---   thread     a loop thread parked (loop.suspend) as deep in calls as the echo handler
---              parks: the coroutine, the stack its frames take, the scheduler's records
+--   thread     a loop thread made by loop.newthread, parked (loop.suspend) five calls
+--              deep: the coroutine, its stack doubled (its frames and the 20 slots of a
+--              C call do not fit the initial 48), the scheduler's records. A connection's
+--              thread parks shallower and keeps the initial stack (see docs/performance.md)
 --   userdata   core.tcp(): the socket userdata (TcpSocket) and its reactor registration
 --              (no descriptor yet, so nothing in the kernel)
---   asocket    A.wrap(core.tcp()): the above and the asocket table
+--   asocket    A.wrap(core.tcp()): the above and the asocket table (a master socket's,
+--              which keeps its class: five fields where an accepted one has four)
 --   echo       the whole: N connections to the echo server of benches/servers/socketloop.lua
 --              in this process, from a client process, each echoed once and then idle
--- The rest of the echo figure (echo - userdata - asocket - thread) is what a connection
--- adds beyond its parts: its descriptor's registration with epoll (kernel, not in RSS),
--- the parked-thread slots and anchors, receive buffers.
+-- The echo figure less the asocket part is what a connection's thread costs (its
+-- coroutine, the scheduler's records of it, the parked-thread slots and anchor) plus
+-- what its descriptor adds (its registration with epoll is kernel memory, not in RSS).
 -- Prints a Markdown table. Traffic to 127.0.0.1 only; the client process is stopped by
 -- its PID.
 local loop = require'socketloop'
@@ -80,8 +83,7 @@ elseif PART == 'asocket' then
 	end)
 end
 
--- A thread parked as deep as the echo handler's (serve -> xpcall -> handler -> receive ->
--- receive_retry -> ready -> wait), at the same stack height.
+-- A loop thread parked five calls deep in loop.suspend.
 local threads = {}
 local function park(depth)
 	if depth > 0 then return park(depth - 1), nil end
@@ -89,7 +91,7 @@ local function park(depth)
 	loop.suspend()
 end
 if PART == 'thread' then
-	measure('loop thread parked at the handler\'s depth', function()
+	measure('loop thread (newthread) parked 5 calls deep', function()
 		for _ = 1, N do loop.newthread(park, 5) end
 	end)
 	for i = 1, #threads do loop.resume(threads[i]) end
