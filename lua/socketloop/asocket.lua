@@ -16,7 +16,8 @@ end
 local S = private.scheduler
 
 local wait = S.wait
-local isyieldable = coroutine.isyieldable or function() return true end
+-- What `wait` answers in a thread that cannot yield (a C function on its stack).
+local UNYIELDABLE = 'unyieldable'
 local now, waitfd, watchfd = core.now, core.waitfd, core.watch
 local WANTREAD, WANTWRITE, MISUSE = core.WANTREAD, core.WANTWRITE, core.MISUSE
 local READ, WRITE = 0, 1
@@ -203,12 +204,11 @@ local function ready(self, dir, started)
 		local ok, err = watch_foreign(self)
 		if not ok then return err, started end
 	end
-	if not isyieldable() and S.inloop() then
-		error(CANNOT_YIELD, 3)
-	end
 	-- Parks this thread if it is a loop thread; nil if it is not.
 	local how = wait(self.token * 2 + dir, limit)
-	if how == 'busy' then
+	if how == UNYIELDABLE then
+		error(CANNOT_YIELD, 3)
+	elseif how == 'busy' then
 		error('another thread is already waiting to ' .. (dir == READ and 'read from' or 'write to')
 			.. ' this socket', 3)
 	end
@@ -269,13 +269,13 @@ end
 -- (docs/performance.md: about 450 bytes per idle connection).
 local function receive_wait(self, pattern)
 	local limit = self.timeouts
-	if limit and (type(limit) ~= 'number' or limit <= 0) or not isyieldable() then
+	if limit and (type(limit) ~= 'number' or limit <= 0) then
 		return receive_retry(self, pattern, nil, nil, nil, WANTREAD)
 	end
 	local how = wait(self.token * 2, limit or nil)
 	if how == true then
 		return self:receive(pattern)
-	elseif how == nil or how == 'busy' then
+	elseif how == nil or how == 'busy' or how == UNYIELDABLE then
 		return receive_retry(self, pattern, nil, nil, nil, WANTREAD)
 	end
 	count_error(how)
@@ -375,6 +375,10 @@ function A.resolve(host, family, limit)
 		return core.lookup_blocking(host, family)
 	end
 	local how = wait(lookup:key(), limit)
+	if how == UNYIELDABLE then
+		lookup:cancel()
+		error(CANNOT_YIELD, 3)
+	end
 	if how == true then
 		local addrs
 		addrs, err = lookup:take()
@@ -452,8 +456,12 @@ local function connect_race(self, host, addrs, port, started)
 			end
 			if not delay or left < delay then delay = left end
 		end
-		if wait(race:key(), delay) == nil then
+		local how = wait(race:key(), delay)
+		if how == nil then
 			race:block(delay)
+		elseif how == UNYIELDABLE then
+			race:close()
+			error(CANNOT_YIELD, 4)
 		end
 	end
 end

@@ -8,8 +8,9 @@
 //!   on the wait key (`token * 2 + direction`, see [`crate::rt::reactor`]) and yields; it
 //!   returns what the thread is resumed with (`true`, `'timeout'`, `'closed'`). Returns
 //!   at once `nil` in a thread that is not a loop thread (the caller then blocks in
-//!   poll(2)), `'closed'` for a key whose registration is not live, and `'busy'` when
-//!   another thread already waits on the key.
+//!   poll(2)), `'closed'` for a key whose registration is not live, `'busy'` when
+//!   another thread already waits on the key, and `'unyieldable'` when the thread cannot
+//!   yield here (a C function on its stack: the caller raises a Lua error saying so).
 //! - `poll(timeout, keys) -> nready, nexpired, signals, polled_at`: waits for the reactor
 //!   (`polled_at`: when it returned, seconds on the loop clock) and resumes
 //!   the threads parked here on the keys it reports; the other keys (plain timers, whose
@@ -62,6 +63,12 @@ const AFTER: c_int = lua_upvalueindex(4);
 const THREAD_KEY: c_int = lua_upvalueindex(5);
 /// The string `"timeout"`, what a thread whose wait timed out is resumed with.
 const TIMEOUT: c_int = lua_upvalueindex(6);
+
+extern "C-unwind" {
+    /// Whether the running thread can yield: LuaJIT 2.1's (Debian's 2.1.0-beta3 has
+    /// it too), which mlua does not declare for LuaJIT.
+    fn lua_isyieldable(state: *mut lua_State) -> c_int;
+}
 
 /// Wait keys above this are not socket keys (tokens are slab indices).
 const MAX_KEY: f64 = i32::MAX as f64;
@@ -220,6 +227,12 @@ unsafe extern "C-unwind" fn wait(state: *mut lua_State) -> c_int {
     let parking = shared(state);
     if parking.is_null() || !in_loop_thread(state, parking) {
         st.push_nil();
+        return 1;
+    }
+    // Asked here rather than by the caller: a C call more per wait, from Lua, would end
+    // the running trace once more, and take 20 stack slots deeper in the thread.
+    if lua_isyieldable(state) == 0 {
+        st.push_str("unyieldable");
         return 1;
     }
     let live = |key: usize| {
