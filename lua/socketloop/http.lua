@@ -73,12 +73,21 @@ local function check_field(reqt, name, ok, expected, level)
 	end
 end
 
+-- The header fields of a request that gives none: shared, so never written to (see
+-- drop_field).
+local NO_HEADERS = {}
+
+-- Removes a header field the caller gave; writes nothing when the field is not there.
+local function drop_field(headers, name)
+	if headers[name] ~= nil then headers[name] = nil end
+end
+
 -- The request's headers with lower-case names, checked: a name must be a token (RFC 9110
 -- 5.1: letters, digits and !#$%&'*+-.^_`|~), a value may hold no control byte but tab
 -- (so no CR or LF that could split the head).
 local function lower_headers(headers, level)
+	if headers == nil then return NO_HEADERS end
 	local out = {}
-	if headers == nil then return out end
 	for name, value in pairs(headers) do
 		if type(name) ~= 'string' or not name:find("^[%w!#$%%&'*+.^_`|~-]+$") then
 			misuse("invalid header name '" .. tostring(name):gsub('%c', '?') .. "'", level + 1)
@@ -92,17 +101,44 @@ local function lower_headers(headers, level)
 	return out
 end
 
--- The request table checked and completed into the options a request runs with.
+-- The options tables of finished requests, filled again by the next ones rather than
+-- made anew (one is most of a small request's garbage otherwise).
+local spare_options, spare_count = {}, 0
+local MAX_SPARE_OPTIONS = 64
+
+local function take_options()
+	if spare_count == 0 then return {} end
+	local o = spare_options[spare_count]
+	spare_options[spare_count] = nil
+	spare_count = spare_count - 1
+	return o
+end
+
+-- Keeps a finished request's options for another; what they hold is let go.
+local function give_back_options(o)
+	if spare_count >= MAX_SPARE_OPTIONS then return end
+	o.body, o.source, o.sink, o.step, o.create, o.cookies, o.tls = nil, nil, nil, nil, nil, nil, nil
+	o.conn, o.collected, o.headers = nil, nil, nil
+	spare_count = spare_count + 1
+	spare_options[spare_count] = o
+end
+
+-- The request table of the string form, whose URL, header fields and body come apart:
+-- nothing else is set (nothing writes to it).
+local NO_FIELDS = {}
+local FORM_HEADERS = {['content-type'] = 'application/x-www-form-urlencoded'}
+
+-- The request `reqt` (its url and headers given apart) checked and completed into the
+-- options a request runs with (`collect`: the string form, whose body is returned).
 -- Misuse raises, naming the field.
-local function options(reqt, body, level)
-	local url = reqt.url
+local function options(reqt, url, reqheaders, body, level, collect)
 	check_field(reqt, 'url', type(url) == 'string', 'string', level + 1)
 	local method = reqt.method
 	check_field(reqt, 'method', method == nil or type(method) == 'string', 'string', level + 1)
 	if method and not method:match('^[%w!#$%%&\'*+.^_`|~-]+$') then
 		misuse("field 'method': invalid method '" .. method .. "'", level + 1)
 	end
-	check_field(reqt, 'headers', reqt.headers == nil or type(reqt.headers) == 'table', 'table', level + 1)
+	check_field(reqt, 'headers', reqheaders == nil or type(reqheaders) == 'table', 'table', level + 1)
 	for _, name in ipairs(FUNCTION_FIELDS) do
 		check_field(reqt, name, reqt[name] == nil or is_callable(reqt[name]), 'function', level + 1)
 	end
@@ -155,33 +191,38 @@ local function options(reqt, body, level)
 	end
 	if read_t and read_t < 0 then read_t = nil end
 	if connect_t and connect_t < 0 then connect_t = nil end
-	local headers = lower_headers(reqt.headers, level + 1)
-	return {
-		url = url,
-		method = method and method:upper() or (body and 'POST' or 'GET'),
-		headers = headers,
-		body = body,
-		source = reqt.source,
-		sink = reqt.sink or ltn12.sink.null(),
-		step = reqt.step,
-		redirect = reqt.redirect ~= false,
-		maxredirects = maxredirects == nil and http.MAXREDIRECTS or maxredirects,
-		maxsize = maxsize or http.MAXSIZE,
-		create = reqt.create,
-		poolable = reqt.create == nil and reqt.keepalive ~= false,
-		connect_timeout = connect_t,
-		timeout = read_t,
-		deadline = total_t and now() + total_t,
-		maxhead = maxhead or http.MAXHEAD,
-		decompress = reqt.decompress == true,
-		decode = reqt.decompress == true or (reqt.decompress == nil and headers['accept-encoding'] ~= nil),
-		cookies = reqt.cookies,
-		proxy = reqt.proxy,
-		proxytunnel = reqt.proxytunnel == true,
-		tls = tls,
-		insecure = reqt.insecure == true,
-		allow_downgrade = reqt.allow_downgrade == true,
-	}
+	local headers = lower_headers(reqheaders, level + 1)
+	-- Every field is set, nil ones too: `o` may be a finished request's table.
+	local o = take_options()
+	o.url = url
+	o.method = method and method:upper() or (body and 'POST' or 'GET')
+	o.headers = headers
+	o.body = body
+	o.source = reqt.source
+	o.sink = reqt.sink or ltn12.sink.null()
+	o.step = reqt.step
+	o.redirect = reqt.redirect ~= false
+	o.maxredirects = maxredirects == nil and http.MAXREDIRECTS or maxredirects
+	o.maxsize = maxsize or http.MAXSIZE
+	o.create = reqt.create
+	o.poolable = reqt.create == nil and reqt.keepalive ~= false
+	o.connect_timeout = connect_t
+	o.timeout = read_t
+	o.deadline = total_t and now() + total_t
+	o.maxhead = maxhead or http.MAXHEAD
+	o.decompress = reqt.decompress == true
+	o.decode = reqt.decompress == true or (reqt.decompress == nil and headers['accept-encoding'] ~= nil)
+	o.cookies = reqt.cookies
+	o.proxy = reqt.proxy
+	o.proxytunnel = reqt.proxytunnel == true
+	o.tls = tls
+	o.insecure = reqt.insecure == true
+	o.allow_downgrade = reqt.allow_downgrade == true
+	-- what the request sets as it runs: the connection in use, the body of the string form
+	o.conn = nil
+	o.collect = collect
+	o.collected = nil
+	return o
 end
 
 -- The TLS contexts https requests use when they name none: verifying against the
@@ -313,11 +354,16 @@ end
 local function open(o, route, fresh, retryable)
 	local key = route.key
 	if o.poolable and not fresh then
-		local sock = P.take(key, http.IDLETIMEOUT, retryable)
-		if sock then
-			sock:settimeout(o.timeout)
-			sock:settimeout(nil, 't')
-			return {sock = sock, deadline = o.deadline, key = key, reused = true}
+		local c = P.take(key, http.IDLETIMEOUT, retryable)
+		if c then
+			-- The socket's timeouts are set again only when they are not this request's.
+			if c.timeout ~= o.timeout or c.armed then
+				c.sock:settimeout(o.timeout)
+				c.sock:settimeout(nil, 't')
+				c.timeout, c.armed = o.timeout, false
+			end
+			c.deadline, c.reused = o.deadline, true
+			return c
 		end
 	end
 	local sock, err
@@ -351,7 +397,9 @@ local function open(o, route, fresh, retryable)
 		return nil, err
 	end
 	sock:settimeout(o.timeout)
+	-- `timeout`: the socket's block timeout; `armed`: a total timeout set (by wire.arm)
 	local c = {sock = sock, deadline = o.deadline, key = key, reused = false,
+		timeout = o.timeout, armed = false, pending = nil, since = nil,
 		-- an asocket over a socket of ours can say what it has buffered
 		foreign = o.create ~= nil and not (A.is_asocket(sock) and sock.ours)}
 	if route.tunnel then
@@ -379,10 +427,10 @@ end
 
 -- Hands a connection back to the pool when it can carry another request, or closes it
 -- (also when the server sent bytes past the response: they answer nothing we asked).
-local function release(o, st, c, reusable)
-	st.conn = nil
+local function release(o, c, reusable)
+	o.conn = nil
 	if reusable and o.poolable and not c.pending then
-		P.put(c.key, c.sock, http.MAXIDLE, http.IDLETIMEOUT)
+		P.put(c.key, c, http.MAXIDLE, http.IDLETIMEOUT)
 	else
 		c.sock:close()
 	end
@@ -418,7 +466,7 @@ end
 -- server before any of the response came (for idempotent requests without a source).
 -- Returns the connection, code, headers, status line, minor version, repeated fields;
 -- or nil, err.
-local function exchange(o, st, u, method, body, source)
+local function exchange(o, u, method, body, source)
 	local route, rerr = route_for(o, u)
 	if not route then return nil, rerr end
 	local head, chunked
@@ -443,7 +491,7 @@ local function exchange(o, st, u, method, body, source)
 	for attempt = 1, 2 do
 		local c, err = open(o, route, attempt > 1, retry)
 		if not c then return nil, err end
-		st.conn = c
+		o.conn = c
 		local ok
 		if body and #body <= W.BLOCK then
 			ok, err = W.send(c, head .. body)
@@ -460,13 +508,14 @@ local function exchange(o, st, u, method, body, source)
 			if code then return c, code, headers, status, minor, repeated end
 			err, started = reason, headers
 		end
-		release(o, st, c, false)
+		release(o, c, false)
 		if not (retry and c.reused and not started) then return nil, err end
 	end
 end
 
--- Parsed URLs by their text, shared by every request (they are never changed once made),
--- so a URL fetched again is not parsed again. Emptied when it reaches URL_CACHE_SIZE.
+-- Parsed URLs by their text, shared by every request, so a URL fetched again is not
+-- parsed again (once made, they only gain what is made from them: `direct_route`,
+-- `text`). Emptied when it reaches URL_CACHE_SIZE.
 local URL_CACHE_SIZE = 1000
 local url_cache, url_cache_count = {}, 0
 
@@ -483,6 +532,16 @@ local function parse_url(url)
 	return u
 end
 
+-- A parsed URL's text as requests send it, made once per URL the cache shares.
+local function url_text(u)
+	local text = u.text
+	if not text then
+		text = U.absolute_url(u)
+		u.text = text
+	end
+	return text
+end
+
 -- Where a redirect goes: the new method and whether the body goes along; nil when the
 -- response is not to be followed.
 local function redirect_method(code, method, body, source)
@@ -495,19 +554,19 @@ end
 
 -- Reads and drops a redirect's own body so its connection can be reused; closes the
 -- connection instead when the body is delimited by the close or too large.
-local function skip_body(o, st, c, code, kind, length, headers, minor)
+local function skip_body(o, c, code, kind, length, headers, minor)
 	if kind == 'close' then
-		return release(o, st, c, false)
+		return release(o, c, false)
 	end
 	local src, state = W.body_source(c, kind, length, headers, REDIRECT_BODY_LIMIT)
 	local ok = ltn12.pump.all(src, ltn12.sink.null())
-	release(o, st, c, ok and state.done and W.reusable(code, minor, headers, kind))
+	release(o, c, ok and state.done and W.reusable(code, minor, headers, kind))
 end
 
--- One request, following redirects. `st.conn` is the connection in use, for the
+-- One request, following redirects. `o.conn` is the connection in use, for the
 -- caller to close should a source or sink raise an error. Returns 1, code, headers,
 -- status, final URL, redirects followed; or nil, err.
-local function run(o, st)
+local function run(o)
 	local u, err = parse_url(o.url)
 	if not u then return nil, err end
 	local method, body, source = o.method, o.body, o.source
@@ -516,7 +575,7 @@ local function run(o, st)
 		if u.scheme ~= 'http' and u.scheme ~= 'https' then
 			return nil, "unsupported scheme '" .. u.scheme .. "'"
 		end
-		local c, code, headers, status, minor, repeated = exchange(o, st, u, method, body, source)
+		local c, code, headers, status, minor, repeated = exchange(o, u, method, body, source)
 		if not c then return nil, code end
 		if repeated then repeated_fields[headers] = repeated end
 		if o.cookies and headers['set-cookie'] then
@@ -524,7 +583,7 @@ local function run(o, st)
 		end
 		local kind, length = W.framing(method, code, headers)
 		if not kind then
-			release(o, st, c, false)
+			release(o, c, false)
 			return nil, length
 		end
 		local target = o.redirect and REDIRECT[code] and headers.location
@@ -544,7 +603,7 @@ local function run(o, st)
 					and not (o.decode and headers['content-encoding']) then
 				-- the string form, a body of one block: one receive, no source or sink
 				local data, berr = W.read_length(c, length, o.maxsize)
-				release(o, st, c, data and W.reusable(code, minor, headers, kind))
+				release(o, c, data and W.reusable(code, minor, headers, kind))
 				if not data then return nil, berr end
 				o.collected = data
 			else
@@ -552,14 +611,14 @@ local function run(o, st)
 				if o.collect then sink, parts = ltn12.sink.table() end
 				local src, state = W.body_source(c, kind, length, headers, o.maxsize, o.decode)
 				local ok, perr = ltn12.pump.all(src, sink, o.step)
-				release(o, st, c, ok and state.done and W.reusable(code, minor, headers, kind))
+				release(o, c, ok and state.done and W.reusable(code, minor, headers, kind))
 				if not ok then return nil, perr end
 				if parts then o.collected = table.concat(parts) end
 			end
 			if location then headers.location = headers.location or location end
-			return 1, code, headers, status, U.absolute_url(u), nredirects
+			return 1, code, headers, status, url_text(u), nredirects
 		end
-		skip_body(o, st, c, code, kind, length, headers, minor)
+		skip_body(o, c, code, kind, length, headers, minor)
 		if not nu then return nil, err end
 		if u.scheme == 'https' and nu.scheme == 'http' and not o.allow_downgrade then
 			return nil, 'redirect from https to http refused (allow_downgrade = true allows it): ' .. o.url
@@ -570,12 +629,14 @@ local function run(o, st)
 		end
 		if nu.host ~= u.host or nu.port ~= u.port then
 			-- Credentials given for one server are not handed to another.
-			o.headers.authorization, o.headers.cookie = nil, nil
+			drop_field(o.headers, 'authorization')
+			drop_field(o.headers, 'cookie')
 		end
 		if not keepbody then
 			body, source = nil, nil
-			o.headers['content-length'], o.headers['content-type'] = nil, nil
-			o.headers['transfer-encoding'] = nil
+			drop_field(o.headers, 'content-length')
+			drop_field(o.headers, 'content-type')
+			drop_field(o.headers, 'transfer-encoding')
 		end
 		method, u, location = newmethod, nu, target
 	end
@@ -584,16 +645,15 @@ end
 -- Runs a request; if a source, sink or create function raises, the connection in use
 -- is closed and the error goes on to the caller.
 -- With `collect` (the string form), the body is returned in place of the 1.
-local function perform(reqt, body, level, collect)
-	local o = options(reqt, body, level + 1)
-	o.collect = collect
-	local st = {}
-	local ok, a, b, c, d, e, f = pcall(run, o, st)
+local function perform(o)
+	local ok, a, b, c, d, e, f = pcall(run, o)
 	if not ok then
-		if st.conn then st.conn.sock:close() end
+		if o.conn then o.conn.sock:close() end
+		give_back_options(o)
 		error(a, 0)
 	end
-	if collect and a then a = o.collected end
+	if o.collect and a then a = o.collected end
+	give_back_options(o)
 	return a, b, c, d, e, f
 end
 
@@ -602,13 +662,9 @@ function http.request(reqt, body)
 		if body ~= nil and type(body) ~= 'string' then
 			error("bad argument #2 to 'request' (string expected, got " .. type(body) .. ')', 2)
 		end
-		local simple = {url = reqt}
-		if body then
-			simple.headers = {['content-type'] = 'application/x-www-form-urlencoded'}
-		end
-		return perform(simple, body, 3, true)
+		return perform(options(NO_FIELDS, reqt, body and FORM_HEADERS, body, 3, true))
 	elseif type(reqt) == 'table' then
-		return perform(reqt, nil, 3)
+		return perform(options(reqt, reqt.url, reqt.headers, nil, 3, false))
 	end
 	error("bad argument #1 to 'request' (string or table expected, got " .. type(reqt) .. ')', 2)
 end

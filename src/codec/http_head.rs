@@ -1,12 +1,13 @@
 //! HTTP/1.x response heads, parsed by the `httparse` crate for the HTTP client
 //! (`lua/socketloop/http/wire.lua`). Three functions go into `socketloop.core`:
 //!
-//! - `parse_response_head(buf) -> code, reason, headers, length, minor, repeated`: a status
-//!   line and header fields ending in an empty line. `headers` maps lower-case names to
-//!   values, repeated fields joined with `", "` (as LuaSocket's `socket.http` returns them);
-//!   `length` is how many bytes of `buf` the head took; `minor` is 1 for HTTP/1.1;
-//!   `repeated` is nil, or maps each name that came more than once to the list of its
-//!   values, unjoined (`Set-Cookie` values cannot be split again once joined).
+//! - `parse_response_head(buf) -> code, reason, headers, length, minor, repeated, status`:
+//!   a status line and header fields ending in an empty line. `headers` maps lower-case
+//!   names to values, repeated fields joined with `", "` (as LuaSocket's `socket.http`
+//!   returns them); `length` is how many bytes of `buf` the head took; `minor` is 1 for
+//!   HTTP/1.1; `repeated` is nil, or maps each name that came more than once to the list
+//!   of its values, unjoined (`Set-Cookie` values cannot be split again once joined);
+//!   `status` is the status line as it came, without its line end.
 //! - `parse_header_fields(buf) -> headers, length, repeated`: header fields ending in an
 //!   empty line (the trailer of a chunked body).
 //!
@@ -77,6 +78,8 @@ struct HeadSpans {
     minor: u8,
     len: usize,
     reason: (usize, usize),
+    /// The status line, without the empty lines httparse skips before it.
+    status: (usize, usize),
     /// (name start, name end, value start, value end) of each field.
     fields: Vec<(usize, usize, usize, usize)>,
 }
@@ -108,6 +111,12 @@ fn locate_head<'b>(
         return Err("invalid response status");
     };
     let reason = response.reason.map_or((0, 0), |r| span(buf, r.as_bytes()));
+    let status_start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(len);
+    let status_end = memchr::memchr2(b'\r', b'\n', &buf[status_start..len])
+        .map_or(len, |i| status_start + i);
     let fields = response
         .headers
         .iter()
@@ -122,6 +131,7 @@ fn locate_head<'b>(
         minor,
         len,
         reason,
+        status: (status_start, status_end),
         fields,
     }))
 }
@@ -210,7 +220,8 @@ unsafe extern "C-unwind" fn lua_parse_response_head(state: *mut ffi::lua_State) 
     st.push_int(head.minor as i64);
     ffi::lua_pushvalue(state, repeated_at);
     ffi::lua_remove(state, repeated_at);
-    6
+    st.push_bytes(&buf[head.status.0..head.status.1]);
+    7
 }
 
 /// What a parser made of a buffer.
@@ -479,7 +490,10 @@ mod tests {
         let (code, kind): (i64, String) = lua
             .load(
                 r#"
-                local code, reason, h, len, minor = core.parse_response_head('HTTP/1.1 204 No Content\r\n\r\n')
+                local code, reason, h, len, minor, _, status = core.parse_response_head('HTTP/1.1 204 No Content\r\n\r\n')
+                assert(status == 'HTTP/1.1 204 No Content', status)
+                status = select(7, core.parse_response_head('\r\n\nHTTP/1.0 200 OK\nA: b\n\n'))
+                assert(status == 'HTTP/1.0 200 OK', status)
                 local _, partial = core.parse_response_head('HTTP/1.1 200')
                 local size = core.parse_chunk_size('1f;ext=1\r\n')
                 assert(size == 31, size)

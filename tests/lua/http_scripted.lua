@@ -377,9 +377,14 @@ run('sinks that stop, and misuse', function()
 	T.raises("field 'timeout': number or table expected", http.request, {url = base, timeout = 'x'})
 	T.raises("invalid value for header 'x'", http.request, {url = base, headers = {x = 'a\r\nb: c'}})
 	T.raises("invalid header name", http.request, {url = base, headers = {['a b'] = '1'}})
-	-- misuse is reported at the caller's line
-	local _, where = pcall(http.request, {url = base, method = 1})
-	T.ok(tostring(where):find('http_scripted.lua', 1, true), 'error names the caller: ' .. tostring(where))
+	-- misuse is reported at the caller's line (not its caller's), in both forms
+	local line = debug.getinfo(1, 'l').currentline
+	local function misuse_table() http.request{url = base, method = 1} end
+	local function misuse_string() http.request(base, {}) end
+	local _, where = pcall(misuse_table)
+	T.ok(tostring(where):find('http_scripted.lua:' .. (line + 1) .. ':', 1, true), 'error names the caller: ' .. tostring(where))
+	_, where = pcall(misuse_string)
+	T.ok(tostring(where):find('http_scripted.lua:' .. (line + 2) .. ':', 1, true), 'error names the caller: ' .. tostring(where))
 end)
 
 T.eq(loop.stats().pending, 0, 'nothing left parked')

@@ -1,6 +1,8 @@
 -- The keep-alive pool of socketloop.http: idle connections per key ('scheme://host:port',
 -- and '#' and the TLS context's number for https), shared by all the requests and threads
--- of the process (of the Lua state).
+-- of the process (of the Lua state). A connection is socketloop.http's record of it
+-- (a table with its socket in `sock`), kept whole so that a reused one costs no new
+-- record; the pool adds `since`, when it became idle.
 --
 -- Nothing runs while a connection is idle: no thread watches it, so an idle pool never
 -- keeps the loop from ending. A connection is checked when it is taken back instead:
@@ -13,7 +15,7 @@ local now, waitfd = core.now, core.waitfd
 
 local P = {}
 
-local idle = {}  -- key -> array of {sock, since}, oldest first
+local idle = {}  -- key -> array of connections, oldest first
 local count = 0  -- idle connections in all
 
 -- Seconds of idleness within which the reactor's knowledge of a socket is trusted.
@@ -47,14 +49,16 @@ function P.take(key, idletimeout, retryable)
 	if not list then return nil end
 	local t = now()
 	local tls = key:find('#', 1, true) ~= nil
-	while #list > 0 do
-		local entry = list[#list]
-		list[#list] = nil
+	local n = #list
+	while n > 0 do
+		local conn = list[n]
+		list[n] = nil
+		n = n - 1
 		count = count - 1
-		local sock = entry[1]
-		if t - entry[2] < idletimeout and usable(sock, tls, t - entry[2], retryable) then
-			if #list == 0 then idle[key] = nil end
-			return sock
+		local sock, idle_for = conn.sock, t - conn.since
+		if idle_for < idletimeout and usable(sock, tls, idle_for, retryable) then
+			if n == 0 then idle[key] = nil end
+			return conn
 		end
 		sock:close()
 	end
@@ -64,30 +68,31 @@ end
 
 -- Gives a connection back for reuse, or closes it when `key` already has `maxidle`
 -- idle ones. Connections idle past `idletimeout` are closed on the way.
-function P.put(key, sock, maxidle, idletimeout)
+function P.put(key, conn, maxidle, idletimeout)
 	local list = idle[key]
 	if not list then
 		list = {}
 		idle[key] = list
 	end
 	local t = now()
-	while list[1] and t - list[1][2] >= idletimeout do
-		table.remove(list, 1)[1]:close()
+	while list[1] and t - list[1].since >= idletimeout do
+		table.remove(list, 1).sock:close()
 		count = count - 1
 	end
 	if #list >= maxidle then
-		sock:close()
+		conn.sock:close()
 		if #list == 0 then idle[key] = nil end
 		return
 	end
-	list[#list + 1] = {sock, t}
+	conn.since = t
+	list[#list + 1] = conn
 	count = count + 1
 end
 
 -- Closes every idle connection.
 function P.closeall()
 	for key, list in pairs(idle) do
-		for _, entry in ipairs(list) do entry[1]:close() end
+		for _, conn in ipairs(list) do conn.sock:close() end
 		idle[key] = nil
 	end
 	count = 0

@@ -3,8 +3,9 @@
 -- heads) and reading the body, framed by Content-Length, by the chunked transfer
 -- coding, or by the end of the connection.
 --
--- A connection `c` is a table {sock=, deadline=}: the socket's timeout bounds each wait,
--- `deadline` (on the loop clock, nil: none) the whole request. Every
+-- A connection `c` is a table {sock=, deadline=, armed=}: the socket's timeout bounds
+-- each wait, `deadline` (on the loop clock, nil: none) the whole request; `armed` turns
+-- true once a total timeout was set on the socket for it. Every
 -- receive asks for at most W.BLOCK bytes, so a socket of ours can carry a receive limit
 -- (W.RECEIVE_LIMIT) that stops a server from making us buffer without end.
 
@@ -14,7 +15,7 @@ local now = core.now
 local parse_head, parse_fields = core.parse_response_head, core.parse_header_fields
 local parse_chunk_size, body_decoder = core.parse_chunk_size, core.body_decoder
 local concat, min, format = table.concat, math.min, string.format
-local find, sub, gsub, match = string.find, string.sub, string.gsub, string.match
+local find, sub, gsub, byte = string.find, string.sub, string.gsub, string.byte
 
 local W = {}
 
@@ -39,6 +40,7 @@ local function arm(c)
 	local left = deadline - now()
 	if left <= 0 then return false end
 	c.sock:settimeout(left, 't')
+	c.armed = true
 	return true
 end
 
@@ -82,8 +84,12 @@ local function receive_some(c)
 	local data, err, partial = sock_receive(c, 1)
 	if not data then return nil, err, partial end
 	local n = c.sock:buffered()
-	if n > 0 then return sock_receive(c, n, data) end
-	return data
+	if n == 0 then return data end
+	-- Without a prefix the receive takes the FFI fast path (a prefix takes the method).
+	local rest
+	rest, err, partial = sock_receive(c, n)
+	if not rest then return nil, err, data .. (partial or '') end
+	return data .. rest
 end
 
 local function send(c, data)
@@ -146,18 +152,20 @@ local function read_head(c, maxhead)
 	local parts, n, size, statusline_seen = {buf}, 1, #buf, false
 	local piece = buf
 	while true do
-		local complete = find(piece, '\n\r?\n')
+		-- Until the status line has come, any line end is worth a parse (httparse fails at
+		-- once on what is not HTTP); after it, only the empty line that ends the head.
+		local complete = statusline_seen and find(piece, '\n\r?\n')
 		if complete or not statusline_seen and find(piece, '\n', 1, true) then
 			statusline_seen = true
 			if n > 1 then
 				buf = concat(parts, '', 1, n)
 				parts[1], n = buf, 1
 			end
-			local code, reason, headers, len, minor, repeated = parse_head(buf)
+			local code, reason, headers, len, minor, repeated, status = parse_head(buf)
 			if code then
 				if len > maxhead then break end
 				if len < #buf then c.pending = sub(buf, len + 1) end
-				return code, reason, headers, minor, match(buf, '^[\r\n]*([^\r\n]*)'), repeated
+				return code, reason, headers, minor, status, repeated
 			end
 			-- httparse fails as soon as the bytes are not HTTP: no waiting for an empty
 			-- line after garbage.
@@ -190,6 +198,19 @@ end
 
 -- The Content-Length value; repeated fields (joined by ', ') must agree.
 local function content_length(value)
+	-- The usual value, digits alone, without a pattern.
+	local size = #value
+	if size > 0 and size <= 15 then
+		local digits = true
+		for i = 1, size do
+			local b = byte(value, i)
+			if b < 48 or b > 57 then
+				digits = false
+				break
+			end
+		end
+		if digits then return tonumber(value) end
+	end
 	local length
 	for item in value:gmatch('[^,]+') do
 		local digits = item:match('^%s*(%d+)%s*$')
