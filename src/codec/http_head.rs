@@ -23,6 +23,7 @@ use crate::lua::stack::Stack;
 use mlua::{ffi, Lua, MultiValue, Table, Value};
 use std::borrow::Cow;
 use std::ffi::c_int;
+use std::mem::MaybeUninit;
 
 /// What the parsers answer when the buffer stops before the end of what they parse.
 pub const PARTIAL: &str = "partial";
@@ -30,6 +31,14 @@ pub const PARTIAL: &str = "partial";
 /// Header fields parsed into a stack array; a head with more is parsed again into a
 /// vector sized by its line count.
 const STACK_FIELDS: usize = 128;
+
+/// Response header fields parsed into a stack array left uninitialised (httparse writes
+/// the slots it fills); a head with more is parsed again into a vector sized by its line
+/// count.
+const STACK_RESPONSE_FIELDS: usize = 32;
+
+/// Field names up to this long are lower-cased in a stack buffer.
+const STACK_NAME: usize = 64;
 
 /// Adds the three parsers to `core`. Costs three function registrations; each call costs
 /// one pass over the buffer plus a Lua string per field.
@@ -72,74 +81,77 @@ pub fn register(lua: &Lua, core: &Table) -> mlua::Result<()> {
     Ok(())
 }
 
-/// A response head located in a buffer: numbers, and byte ranges of the buffer.
-struct HeadSpans {
+/// A response head parsed in place: its parts borrow the buffer.
+struct Head<'h, 'b> {
     code: u16,
     minor: u8,
+    /// Bytes of the buffer the head takes.
     len: usize,
-    reason: (usize, usize),
+    reason: &'b [u8],
     /// The status line, without the empty lines httparse skips before it.
-    status: (usize, usize),
-    /// (name start, name end, value start, value end) of each field.
-    fields: Vec<(usize, usize, usize, usize)>,
+    status: &'b [u8],
+    fields: &'h [httparse::Header<'b>],
 }
 
-/// Where `inner` (a slice of `outer`) starts and ends in `outer`.
-fn span(outer: &[u8], inner: &[u8]) -> (usize, usize) {
-    let start = inner.as_ptr() as usize - outer.as_ptr() as usize;
-    (start, start + inner.len())
-}
-
-/// Parses the response head at the start of `buf` into spans of `buf`, with as many field
-/// slots as `raw` has.
-fn locate_head<'b>(
+/// Parses the response head at the start of `buf`, with as many field slots as `raw` has.
+fn parse_head<'h, 'b>(
     buf: &'b [u8],
-    raw: &mut [httparse::Header<'b>],
-) -> Result<Option<HeadSpans>, &'static str> {
-    let mut response = httparse::Response::new(raw);
+    raw: &'h mut [MaybeUninit<httparse::Header<'b>>],
+) -> Result<Option<Head<'h, 'b>>, &'static str> {
+    let mut response = httparse::Response::new(&mut []);
     let mut config = httparse::ParserConfig::default();
     config
         .allow_obsolete_multiline_headers_in_responses(true)
         .allow_spaces_after_header_name_in_responses(true)
         .allow_multiple_spaces_in_response_status_delimiters(true);
-    let len = match config.parse_response(&mut response, buf) {
+    let len = match config.parse_response_with_uninit_headers(&mut response, buf, raw) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(describe(e)),
     };
-    let (Some(code), Some(minor)) = (response.code, response.version) else {
+    let httparse::Response {
+        version,
+        code,
+        reason,
+        headers,
+    } = response;
+    let (Some(code), Some(minor)) = (code, version) else {
         return Err("invalid response status");
     };
-    let reason = response.reason.map_or((0, 0), |r| span(buf, r.as_bytes()));
-    let status_start = buf
+    let status_start = buf[..len]
         .iter()
         .position(|&b| b != b'\r' && b != b'\n')
         .unwrap_or(len);
-    let status_end = memchr::memchr2(b'\r', b'\n', &buf[status_start..len])
-        .map_or(len, |i| status_start + i);
-    let fields = response
-        .headers
-        .iter()
-        .map(|f| {
-            let (ns, ne) = span(buf, f.name.as_bytes());
-            let (vs, ve) = span(buf, f.value);
-            (ns, ne, vs, ve)
-        })
-        .collect();
-    Ok(Some(HeadSpans {
+    let status_end =
+        memchr::memchr2(b'\r', b'\n', &buf[status_start..len]).map_or(len, |i| status_start + i);
+    Ok(Some(Head {
         code,
         minor,
         len,
-        reason,
-        status: (status_start, status_end),
-        fields,
+        reason: reason.map_or(&[][..], str::as_bytes),
+        status: &buf[status_start..status_end],
+        fields: headers,
     }))
+}
+
+/// Pushes `name` lower-cased.
+fn push_lower(st: &Stack, name: &[u8]) {
+    if name.len() <= STACK_NAME {
+        let mut lower = [0u8; STACK_NAME];
+        let lower = &mut lower[..name.len()];
+        lower.copy_from_slice(name);
+        lower.make_ascii_lowercase();
+        st.push_bytes(lower);
+    } else {
+        st.push_bytes(&name.to_ascii_lowercase());
+    }
 }
 
 /// `core.parse_response_head(buf)` as a raw C function: the hot path of every response,
 /// so it pushes the field table itself instead of going through mlua's conversions.
-/// The work (httparse) is done first, into spans of `buf`, which stays on the Lua stack
-/// (so in place) while the results are pushed.
+/// The work (httparse) is done first, into slices of `buf`, which stays on the Lua stack
+/// (so in place) while the results are pushed; nothing on this frame needs dropping
+/// once pushing starts but the rare vector of a head of many fields.
 unsafe extern "C-unwind" fn lua_parse_response_head(state: *mut ffi::lua_State) -> c_int {
     let st = Stack::new(state);
     let Some(buf) = st.string(1) else {
@@ -149,15 +161,15 @@ unsafe extern "C-unwind" fn lua_parse_response_head(state: *mut ffi::lua_State) 
             &crate::lua::reply::misuse_message("parse_response_head", 1, &why),
         );
     };
-    let located = guarded(|| {
-        let mut raw = [httparse::EMPTY_HEADER; STACK_FIELDS];
-        match locate_head(buf, &mut raw) {
-            Err(TOO_MANY) => {
-                let mut raw = vec![httparse::EMPTY_HEADER; line_count(buf)];
-                locate_head(buf, &mut raw)
-            }
-            other => other,
+    let mut raw = [const { MaybeUninit::<httparse::Header>::uninit() }; STACK_RESPONSE_FIELDS];
+    let mut spill: Vec<MaybeUninit<httparse::Header>> = Vec::new();
+    let (raw, spill) = (&mut raw, &mut spill);
+    let located = guarded(move || match parse_head(buf, raw) {
+        Err(TOO_MANY) => {
+            spill.resize_with(line_count(buf), MaybeUninit::uninit);
+            parse_head(buf, spill)
         }
+        other => other,
     });
     let head = match located {
         Ok(Ok(Some(head))) => head,
@@ -166,33 +178,30 @@ unsafe extern "C-unwind" fn lua_parse_response_head(state: *mut ffi::lua_State) 
         Err(panic) => return Reply::Internal(panic).push(&st),
     };
     st.push_int(head.code as i64);
-    st.push_bytes(&buf[head.reason.0..head.reason.1]);
+    st.push_bytes(head.reason);
     ffi::lua_createtable(state, 0, head.fields.len().min(64) as c_int);
     let fields_at = st.count();
     // the `repeated` table's slot, nil until a name repeats
     st.push_nil();
     let repeated_at = st.count();
-    let mut lower = Vec::with_capacity(64);
-    for &(ns, ne, vs, ve) in &head.fields {
-        lower.clear();
-        lower.extend(buf[ns..ne].iter().map(u8::to_ascii_lowercase));
-        let value = unfold(&buf[vs..ve]);
-        st.push_bytes(&lower);
+    for field in head.fields {
+        let value = unfold(field.value);
+        push_lower(&st, field.name.as_bytes());
+        ffi::lua_pushvalue(state, -1);
         ffi::lua_rawget_(state, fields_at);
+        // stack: name, the value so far (nil unless the name repeats)
         if ffi::lua_type(state, -1) == ffi::LUA_TNIL {
             ffi::lua_settop(state, -2);
-            st.push_bytes(&lower);
             st.push_bytes(&value);
             ffi::lua_rawset(state, fields_at);
             continue;
         }
-        // A repeat (the value so far on top): the joined value goes in the fields, each
-        // value in `repeated`.
+        // A repeat: the joined value goes in the fields, each value in `repeated`.
         if ffi::lua_type(state, repeated_at) == ffi::LUA_TNIL {
             ffi::lua_createtable(state, 0, 1);
             ffi::lua_replace(state, repeated_at);
         }
-        st.push_bytes(&lower);
+        ffi::lua_pushvalue(state, -2);
         ffi::lua_rawget_(state, repeated_at);
         if ffi::lua_type(state, -1) == ffi::LUA_TNIL {
             // the first repeat: `previous` is still the first value alone
@@ -200,27 +209,26 @@ unsafe extern "C-unwind" fn lua_parse_response_head(state: *mut ffi::lua_State) 
             ffi::lua_createtable(state, 2, 0);
             ffi::lua_pushvalue(state, -2);
             ffi::lua_rawseti_(state, -2, 1);
-            st.push_bytes(&lower);
+            ffi::lua_pushvalue(state, -3);
             ffi::lua_pushvalue(state, -2);
             ffi::lua_rawset(state, repeated_at);
         }
+        // stack: name, previous, list
         let n = ffi::lua_objlen(state, -1);
         st.push_bytes(&value);
         ffi::lua_rawseti_(state, -2, n as c_int + 1);
         ffi::lua_settop(state, -2);
-        // stack: previous; build previous .. ", " .. value
+        // stack: name, previous; the joined value is previous .. ", " .. value
         st.push_str(", ");
         st.push_bytes(&value);
         ffi::lua_concat(state, 3);
-        st.push_bytes(&lower);
-        ffi::lua_insert(state, -2);
         ffi::lua_rawset(state, fields_at);
     }
     st.push_int(head.len as i64);
     st.push_int(head.minor as i64);
     ffi::lua_pushvalue(state, repeated_at);
     ffi::lua_remove(state, repeated_at);
-    st.push_bytes(&buf[head.status.0..head.status.1]);
+    st.push_bytes(head.status);
     7
 }
 
@@ -318,7 +326,7 @@ fn field_table(lua: &Lua, fields: &[httparse::Header]) -> mlua::Result<Fields> {
 /// A field value with obsolete line folding (CRLF followed by spaces) turned into one
 /// space, as LuaSocket unfolds them. Copies only values that were folded.
 fn unfold(value: &[u8]) -> Cow<'_, [u8]> {
-    if !value.iter().any(|&b| b == b'\r' || b == b'\n') {
+    if memchr::memchr2(b'\r', b'\n', value).is_none() {
         return Cow::Borrowed(value);
     }
     let mut out = Vec::with_capacity(value.len());
