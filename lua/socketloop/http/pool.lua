@@ -17,6 +17,10 @@ local P = {}
 
 local idle = {}  -- key -> array of connections, oldest first
 local count = 0  -- idle connections in all
+-- Lists that emptied stay for their key's next connection (one busy server empties
+-- and fills its list all the time), up to this many; past it an emptied list goes.
+local MAX_EMPTY = 64
+local empty = 0  -- empty lists in `idle`
 
 -- Seconds of idleness within which the reactor's knowledge of a socket is trusted.
 local TRUST_REACTOR = 1
@@ -41,15 +45,25 @@ local function usable(sock, tls, idle_for, retryable)
 	return not waitfd(fd, false, 0)
 end
 
+-- Called when the list of `key` has just become empty.
+local function emptied(key)
+	if empty < MAX_EMPTY then
+		empty = empty + 1
+	else
+		idle[key] = nil
+	end
+end
+
 -- An idle connection to `key` that is still usable, or nil. Closes the stale ones it
 -- meets. Costs a poll(2) per connection looked at, unless the reactor already knows
 -- (see usable).
 function P.take(key, idletimeout, retryable)
 	local list = idle[key]
 	if not list then return nil end
+	local n = #list
+	if n == 0 then return nil end
 	local t = now()
 	local tls = key:find('#', 1, true) ~= nil
-	local n = #list
 	while n > 0 do
 		local conn = list[n]
 		list[n] = nil
@@ -57,12 +71,12 @@ function P.take(key, idletimeout, retryable)
 		count = count - 1
 		local sock, idle_for = conn.sock, t - conn.since
 		if idle_for < idletimeout and usable(sock, tls, idle_for, retryable) then
-			if n == 0 then idle[key] = nil end
+			if n == 0 then emptied(key) end
 			return conn
 		end
 		sock:close()
 	end
-	idle[key] = nil
+	emptied(key)
 	return nil
 end
 
@@ -73,6 +87,8 @@ function P.put(key, conn, maxidle, idletimeout)
 	if not list then
 		list = {}
 		idle[key] = list
+	elseif #list == 0 then
+		empty = empty - 1 -- it holds this connection next, or goes
 	end
 	local t = now()
 	while list[1] and t - list[1].since >= idletimeout do
@@ -95,7 +111,7 @@ function P.closeall()
 		for _, conn in ipairs(list) do conn.sock:close() end
 		idle[key] = nil
 	end
-	count = 0
+	count, empty = 0, 0
 end
 
 -- How many connections are idle, in all and for `key` (when given: its connections

@@ -148,8 +148,9 @@ local function read_head(c, maxhead)
 		if not buf then return nil, err, partial ~= nil and partial ~= '' end
 	end
 	-- Pieces are gathered in `parts` and joined only when the empty line (or, once, the
-	-- end of the status line) has come, so a head trickling in costs linear time.
-	local parts, n, size, statusline_seen = {buf}, 1, #buf, false
+	-- end of the status line) has come, so a head trickling in costs linear time. A head
+	-- that came whole needs no `parts`.
+	local parts, n, size, statusline_seen = nil, 1, #buf, false
 	local piece = buf
 	while true do
 		-- Until the status line has come, any line end is worth a parse (httparse fails at
@@ -174,6 +175,7 @@ local function read_head(c, maxhead)
 		if size > maxhead then break end
 		local more, err = receive_some(c)
 		if not more then return nil, err, true end
+		parts = parts or {buf}
 		-- the end of the head may straddle the pieces: look from the last 3 bytes on
 		piece = sub(parts[n], -3) .. more
 		n = n + 1
