@@ -10,7 +10,10 @@
 #   benches/http_client_cpu.sh              # CONNS=50 SECONDS=3 REPS=3
 #
 # The issue's goals: socketloop.http at most 1.5x wrk's CPU per request, and within
-# 1.2x of the server's own CPU per request serving it. Needs wrk (Debian: wrk).
+# 1.2x of the server's own CPU per request serving it. Last, one more run of the client
+# with the collector stopped prints the Lua garbage it makes per request. Needs wrk
+# (Debian: wrk). It builds and measures the release profile (LTO) unless the
+# environment overrides it (CARGO_PROFILE_RELEASE_LTO=false ...).
 # Traffic to 127.0.0.1 only; every run bounded in time; stops only what it started.
 set -u
 cd "$(dirname "$0")/.."
@@ -90,3 +93,5 @@ awk '
     printf "socketloop.http client vs the server serving it: %.2f us vs %.2f us: %.2fx (goal <= 1.2x)\n", s, sv, s / sv
   }' "$results"
 rm -f "$results"
+garbage=$(taskset -c "$CLIENT_CPU" timeout 120 "$bin" benches/http_client_cpu.lua "$url" 20000 "$CONNS" garbage)
+echo "socketloop.http Lua garbage per request: ${garbage#garbage_bytes_per_request } bytes (20,000 requests, collector stopped)"
