@@ -7,7 +7,9 @@
 # client's CPU per request (user + system, of the client process alone) and the
 # server's CPU per request during that run; then the ratios. REPS runs, interleaved.
 #
-#   benches/http_client_cpu.sh              # CONNS=50 SECONDS=3 REPS=3
+#   benches/http_client_cpu.sh              # CONNS=50 SECONDS_PER_RUN=3 REPS=3
+#   CLIENT_BIN=/other/tree/target/release/socketloop benches/http_client_cpu.sh
+#                                           # another build's client, this tree's server
 #
 # The issue's goals: socketloop.http at most 1.5x wrk's CPU per request, and within
 # 1.2x of the server's own CPU per request serving it. Last, one more run of the client
@@ -25,6 +27,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 PATH_=${BENCH_PATH:-/bench}
 bin=$PWD/target/release/socketloop
+client_bin=${CLIENT_BIN:-$bin}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 cargo build --release -q || exit 1
 
@@ -61,7 +64,7 @@ run_wrk() {
 run_sl() {
   local s0 s1 res
   s0=$(server_cpu)
-  res=$(taskset -c "$CLIENT_CPU" timeout $((SECS * 20 + 30)) "$bin" benches/http_client_cpu.lua "$url" "$1" "$CONNS")
+  res=$(taskset -c "$CLIENT_CPU" timeout $((SECS * 20 + 30)) "$client_bin" benches/http_client_cpu.lua "$url" "$1" "$CONNS")
   s1=$(server_cpu)
   echo "$res $(awk -v a="$s0" -v b="$s1" 'BEGIN{print b - a}')"
 }
@@ -93,5 +96,5 @@ awk '
     printf "socketloop.http client vs the server serving it: %.2f us vs %.2f us: %.2fx (goal <= 1.2x)\n", s, sv, s / sv
   }' "$results"
 rm -f "$results"
-garbage=$(taskset -c "$CLIENT_CPU" timeout 120 "$bin" benches/http_client_cpu.lua "$url" 20000 "$CONNS" garbage)
+garbage=$(taskset -c "$CLIENT_CPU" timeout 120 "$client_bin" benches/http_client_cpu.lua "$url" 20000 "$CONNS" garbage)
 echo "socketloop.http Lua garbage per request: ${garbage#garbage_bytes_per_request } bytes (20,000 requests, collector stopped)"
