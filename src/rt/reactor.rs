@@ -75,9 +75,39 @@ pub enum WriteReports {
 #[derive(Debug, Default, Clone, Copy)]
 struct TimeoutSlot {
     /// When the current wait times out.
-    deadline: Option<Nanos>,
+    deadline: MaybeNanos,
     /// Deadline of this slot's live entry in the timer heap.
-    armed: Option<Nanos>,
+    armed: MaybeNanos,
+}
+
+/// An optional deadline in eight bytes where `Option<Nanos>` takes sixteen: a source has
+/// four, and there is a source per socket. `Nanos::MAX` stands for none, so a deadline
+/// is at most `Nanos::MAX - 1` ([`Reactor::set_deadline`] caps it: that far off, the
+/// wait never times out either way).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct MaybeNanos(Nanos);
+
+impl MaybeNanos {
+    const NONE: MaybeNanos = MaybeNanos(Nanos::MAX);
+
+    fn get(self) -> Option<Nanos> {
+        (self != Self::NONE).then_some(self.0)
+    }
+
+    fn some(at: Nanos) -> MaybeNanos {
+        MaybeNanos(at.min(Nanos::MAX - 1))
+    }
+
+    /// Empties it; what it held.
+    fn take(&mut self) -> Option<Nanos> {
+        std::mem::replace(self, Self::NONE).get()
+    }
+}
+
+impl Default for MaybeNanos {
+    fn default() -> Self {
+        Self::NONE
+    }
 }
 
 /// What one call to [`Reactor::poll`] found.
@@ -288,6 +318,7 @@ impl Reactor {
 
     /// Like [`Reactor::set_timer`], with an absolute deadline on the loop clock.
     pub fn set_deadline(&mut self, key: i64, at: Nanos) {
+        let at = at.min(Nanos::MAX - 1);
         if key < 0 {
             self.timers.push(at, key);
             self.live_timers += 1;
@@ -298,10 +329,10 @@ impl Reactor {
             return;
         };
         let slot = &mut source.slots[dir];
-        slot.deadline = Some(at);
-        if slot.armed.is_none_or(|armed| at < armed) {
+        slot.deadline = MaybeNanos::some(at);
+        if slot.armed.get().is_none_or(|armed| at < armed) {
             self.timers.push(at, key);
-            if slot.armed.replace(at).is_none() {
+            if std::mem::replace(&mut slot.armed, MaybeNanos::some(at)) == MaybeNanos::NONE {
                 self.live_timers += 1;
             }
         }
@@ -315,7 +346,7 @@ impl Reactor {
         }
         let (token, dir) = split_key(key);
         if let Some(source) = self.sources.get_mut(token) {
-            source.slots[dir].deadline = None;
+            source.slots[dir].deadline = MaybeNanos::NONE;
         }
     }
 
@@ -351,7 +382,7 @@ impl Reactor {
                 if let Some(resolver) = self.resolver.as_mut() {
                     resolver.collect(|token| {
                         if let Some(source) = sources.get_mut(token) {
-                            source.slots[READ].deadline = None;
+                            source.slots[READ].deadline = MaybeNanos::NONE;
                         }
                         out.ready.push(join_key(token, READ));
                     });
@@ -371,14 +402,14 @@ impl Reactor {
             }
             if failed || event.is_readable() || event.is_read_closed() {
                 source.readable = true;
-                source.slots[READ].deadline = None;
+                source.slots[READ].deadline = MaybeNanos::NONE;
                 out.ready.push(join_key(token, READ));
             }
             let writable = event.is_writable() || event.is_write_closed();
             let wanted = source.writes == WriteReports::All || source.write_blocked;
             if failed || (writable && wanted) {
                 source.write_blocked = false;
-                source.slots[WRITE].deadline = None;
+                source.slots[WRITE].deadline = MaybeNanos::NONE;
                 out.ready.push(join_key(token, WRITE));
             }
         }
@@ -416,7 +447,7 @@ impl Reactor {
             let (token, dir) = split_key(key);
             sources
                 .get(token)
-                .is_some_and(|s| !s.retired && s.slots[dir].armed == Some(at))
+                .is_some_and(|s| !s.retired && s.slots[dir].armed.get() == Some(at))
         });
     }
 
@@ -443,19 +474,19 @@ impl Reactor {
                 continue;
             };
             let slot = &mut source.slots[dir];
-            if slot.armed != Some(at) || source.retired {
+            if slot.armed.get() != Some(at) || source.retired {
                 continue;
             }
-            slot.armed = None;
+            slot.armed = MaybeNanos::NONE;
             self.live_timers -= 1;
-            match slot.deadline {
+            match slot.deadline.get() {
                 Some(deadline) if deadline <= now => {
-                    slot.deadline = None;
+                    slot.deadline = MaybeNanos::NONE;
                     expired.push(key);
                 }
                 Some(deadline) => {
                     self.timers.push(deadline, key);
-                    slot.armed = Some(deadline);
+                    slot.armed = MaybeNanos::some(deadline);
                     self.live_timers += 1;
                 }
                 None => {}
@@ -603,9 +634,28 @@ mod tests {
         r.set_timer(key, 0.0);
         assert_eq!(poll_now(&mut r).expired, vec![key]);
         r.set_timer(key, 0.0);
-        r.sources[token].slots[READ].deadline = None; // the wait ended by readiness
+        r.sources[token].slots[READ].deadline = MaybeNanos::NONE; // the wait ended by readiness
         assert!(poll_now(&mut r).expired.is_empty());
         assert_eq!(r.timer_count(), 0);
+    }
+
+    #[test]
+    fn a_deadline_at_the_end_of_time_stays_armed_and_counted() {
+        // Nanos::MAX is what MaybeNanos uses for none: a deadline there is capped below
+        // it, so the slot still says armed and the live count comes back to zero.
+        let mut r = Reactor::new().unwrap();
+        let token = r.add_source();
+        let key = join_key(token, READ);
+        r.set_deadline(key, Nanos::MAX);
+        r.set_deadline(key, Nanos::MAX);
+        assert_eq!(r.live_timers, 1);
+        assert_eq!(
+            r.sources[token].slots[READ].armed.get(),
+            Some(Nanos::MAX - 1)
+        );
+        assert!(poll_now(&mut r).expired.is_empty());
+        r.remove_source(token);
+        assert_eq!(r.live_timers, 0);
     }
 
     #[test]
