@@ -118,6 +118,7 @@ pub struct TcpSocket {
     state: State,
     /// Options set before the OS socket existed, applied when it is created. Boxed: an
     /// accepted socket never has any, and the box is 8 bytes where the vector is 24.
+    #[allow(clippy::box_collection)] // the point: 8 bytes in every socket, not 24
     pending: Option<Box<Vec<(SockOpt, OptValue)>>>,
     /// Received bytes no receive has taken yet; empty (owning no memory) once closed.
     rbuf: RecvBuffer,
