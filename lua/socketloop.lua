@@ -275,6 +275,7 @@ local function coro_loop()
 			error("bad argument #1 to 'newthread' (function expected, got " .. type(handler) .. ')', 2)
 		end
 		local thread = coro.create(handler, coro.main)
+		S.in_transfer[thread] = nil -- started by the loop, not by a transfer
 		S.start_thread(thread, ...)
 		return thread
 	end

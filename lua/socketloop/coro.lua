@@ -11,6 +11,7 @@ local S = assert(select(2, ...), 'loaded by socketloop itself').scheduler
 
 local create, yield, status = coroutine.create, coroutine.yield, coroutine.status
 local running, TRANSFER, MAIN, pack = S.running, S.TRANSFER, S.MAIN, S.pack
+local in_transfer = S.in_transfer
 
 local coro = {main = MAIN}
 
@@ -38,9 +39,11 @@ function coro.create(f, return_thread)
 	end
 	local back = return_thread or current()
 	check_target('create', back)
-	return S.track(S.adopt(create(function(...)
+	local thread = S.track(S.adopt(create(function(...)
 		return TRANSFER, back, pack(f(...))
 	end)))
+	in_transfer[thread] = true
+	return thread
 end
 
 function coro.transfer(thread, ...)
@@ -54,6 +57,9 @@ function coro.transfer(thread, ...)
 			error("bad argument #1 to 'transfer' (cannot transfer to a dead coro thread)", 2)
 		elseif st ~= 'suspended' then
 			error("bad argument #1 to 'transfer' (cannot transfer to an active coro thread)", 2)
+		elseif not in_transfer[thread] then
+			-- Continuing it would hand its socket, timer or wait list a bogus answer.
+			error("bad argument #1 to 'transfer' (the thread is not waiting in a transfer)", 2)
 		end
 	end
 	if running() then
@@ -62,6 +68,7 @@ function coro.transfer(thread, ...)
 	if thread == MAIN then
 		return ...
 	end
+	in_transfer[thread] = nil
 	return S.run(thread, ...)
 end
 

@@ -46,6 +46,12 @@ S.running = running
 local SLEEP, SLEEP_UNTIL, IDLE, TRANSFER = {}, {}, {}, {}
 S.TRANSFER = TRANSFER
 
+-- The threads a transfer may continue: a coro thread not started yet, or a thread that
+-- yielded TRANSFER and has not been transferred to since. A thread parked on a socket, a
+-- timer or a wait list is continued by what it waits for, never by a transfer.
+local in_transfer = setmetatable({}, {__mode = 'k'})
+S.in_transfer = in_transfer
+
 -- The values of a transfer as one table (a TRANSFER request carries them so).
 function S.pack(...)
 	return {n = select('#', ...), ...}
@@ -158,10 +164,19 @@ function after(outer, co, ok, req, a, b)
 	if req == ENDED then
 		return finish(co, a)
 	elseif req == TRANSFER then
-		if states[co] and status(co) == 'dead' then
+		if status(co) == 'suspended' then
+			in_transfer[co] = true
+		elseif states[co] then
 			finish(co, {n = b.n + 1, true, unpack(b, 1, b.n)})
 		end
 		if a == S.MAIN then return unpack(b, 1, b.n) end
+		if not in_transfer[a] then
+			-- Only a coro thread that ended gets here (coro.transfer checks its target
+			-- before it yields): the thread it returns to waits for something else.
+			local err = 'coro thread ended, but the thread it returns to is not waiting in a transfer'
+			return S.report(err, traceback(co, err), co)
+		end
+		in_transfer[a] = nil
 		return run(a, unpack(b, 1, b.n))
 	elseif req == SLEEP or req == SLEEP_UNTIL then
 		sleepkey = sleepkey - 1

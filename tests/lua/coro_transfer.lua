@@ -187,5 +187,55 @@ T.run('transfer to a thread that cannot continue raises in the caller', function
 	T.eq(b, 2)
 end)
 
+T.run('transfer to a thread waiting on a socket or a timer is refused', function()
+	local server = assert(loop.newserver('127.0.0.1', 0, function(skt)
+		assert(skt:receive('*l'))
+		skt:send('its own line\n')
+		skt:close()
+	end))
+	local _, port = server:getsockname()
+	local c = assert(loop.connect('127.0.0.1', port))
+	local got, reader, back
+	local sleeper = loop.newthread(function() loop.sleep(0.01) end)
+	-- A plain loop thread starts the reader, which parks on its receive and so hands
+	-- control back to the loop, not to this thread; when it ends, it returns to its
+	-- starter, which waits in that transfer.
+	loop.newthread(function()
+		reader = coro.create(function()
+			got = {c:receive('*l')}
+			return 'reader done'
+		end)
+		back = coro.transfer(reader)
+	end)
+	T.eq(got, nil, 'the reader is parked on its receive')
+	for _, target in ipairs{reader, sleeper, coroutine.create(function() end)} do
+		local ok, err = pcall(coro.transfer, target, 'bogus')
+		T.ok(not ok and err:find('not waiting in a transfer', 1, true),
+			'transfer refused: ' .. tostring(err))
+	end
+	T.eq(got, nil, 'the refused transfer did not continue the reader')
+	c:send('go\n')
+	U.wait_until(function() return got end, 'the reader')
+	T.same(got, {'its own line'}, 'the reader got its own line, not the bogus value')
+	U.wait_until(function() return back end, 'the return to the starter')
+	T.eq(back, 'reader done', 'the reader returned to its starter')
+	c:close()
+	server:close()
+end)
+
+T.run('a coro thread that ends while the thread it returns to waits on a timer', function()
+	local reported
+	local previous = loop.onerror(function(err) reported = err end)
+	local woke
+	-- `ender` returns to this thread, which is asleep when it ends: the end is reported
+	-- as an error of `ender`, and the sleep is not cut short with ender's values.
+	local ender = coro.create(function() loop.sleep(0.001) return 'bogus' end)
+	loop.newthread(function() coro.transfer(ender) end)
+	woke = {loop.sleep(0.02)}
+	loop.onerror(previous)
+	T.ok(reported and reported:find('not waiting in a transfer', 1, true), 'reported: ' .. tostring(reported))
+	T.same(woke, {}, 'the sleep ended as a sleep ends')
+end)
+
 T.eq(loop.stats().pending, 0, 'nothing left parked')
 T.finish()
