@@ -125,12 +125,26 @@ local function count_error(err)
 	if type(err) == 'string' then errors[err] = (errors[err] or 0) + 1 end
 end
 
--- Raises a misuse reported by a Rust method as a Lua error at the caller's call site.
+-- The error level of the first function on the stack (from the one that called `raise`'s
+-- caller) that is not one of socketloop's own modules: the script's call site, however
+-- many of our functions, tail calls or not, stand between it and the Rust method.
+local getinfo, sfind = debug.getinfo, string.find
+local function user_level()
+	local level = 3
+	while true do
+		local info = getinfo(level, 'S')
+		if not info then return 2 end
+		if not sfind(info.source, '^@lua/socketloop') then return level - 1 end
+		level = level + 1
+	end
+end
+
+-- Raises a misuse reported by a Rust method as a Lua error at the script's call site.
 -- Returns exactly what the method returned (getfd gives one value, as LuaSocket's).
 local function check(...)
 	local a, b, c = ...
 	if a == nil and b == MISUSE then
-		error(c, 3)
+		error(c, user_level())
 	end
 	return ...
 end

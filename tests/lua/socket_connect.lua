@@ -193,6 +193,28 @@ T.run('misuse raises naming the method', function()
 	local c = loop.tcp()
 	T.raises("calling 'accept' on bad self", c.accept, c)
 	T.raises("calling 'receive' on bad self", c.receive, c)
+	-- Misuse is reported at the script's line, whether the method got there through tail
+	-- calls (receive, send, accept, the forwarded methods) or not (listen, connect).
+	local this = debug.getinfo(1, 'S').short_src
+	local function at_line(f)
+		local line = debug.getinfo(1, 'l').currentline + 2
+		local ok, err = pcall(function()
+			local r = f() -- the line the error must name
+			return r
+		end)
+		T.ok(not ok and err:find(this .. ':' .. line .. ':', 1, true) == 1,
+			'reported at ' .. this .. ':' .. line .. ': ' .. tostring(err))
+	end
+	at_line(function() return srv:receive() end)
+	at_line(function() return srv:send('x') end)
+	at_line(function() return c:accept() end)
+	at_line(function() return c:setoption('no-such-option', 1) end)
+	at_line(function() return srv:connect('127.0.0.1', 1) end)
+	at_line(function() return c:bind('127.0.0.1', 65536) end)
+	local u = assert(loop.udp())
+	at_line(function() return u:receive(-1) end)
+	at_line(function() return u:setoption('no-such-option', 1) end)
+	u:close()
 	srv:close()
 	c:close()
 end)
