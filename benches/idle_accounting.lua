@@ -14,7 +14,7 @@
 --   userdata   core.tcp(): the socket userdata (TcpSocket) and its reactor registration
 --              (no descriptor yet, so nothing in the kernel)
 --   asocket    A.wrap(core.tcp()): the above and the asocket table (a master socket's,
---              which keeps its class: five fields where an accepted one has four)
+--              which keeps its class in a hash part an accepted one does not have)
 --   echo       the whole: N connections to the echo server of benches/servers/socketloop.lua
 --              in this process, from a client process, each echoed once and then idle
 -- The echo figure less the asocket part is what a connection's thread costs (its

@@ -31,6 +31,16 @@ local foreign
 
 local A = {}
 
+-- An asocket keeps its own state in its array part, which LuaJIT allocates with the table
+-- itself when the constructor gives all four (104 bytes, where the same four as named
+-- fields take a separate hash part: 160): the wrapped socket, its wait-key token (-1:
+-- none), whether it is one of ours (src/net/tcp.rs, not a foreign object), and its
+-- timeouts (false, the block timeout alone, or {block =, total =}). All four are always
+-- present, none nil: reading a nil slot would search the class too. Other state, rarer
+-- (`class` when not the default, a foreign socket's watch, a connect race), is named.
+local SOCKET, TOKEN, OURS, TIMEOUTS = 1, 2, 3, 4
+A.SOCKET, A.TOKEN, A.OURS, A.TIMEOUTS = SOCKET, TOKEN, OURS, TIMEOUTS
+
 local is_ours = core.isours
 
 -- The fast path of receive and send on our sockets (src/lua/tcp_ffi.rs): FFI calls, which
@@ -61,7 +71,7 @@ local function receive_ours(self, s, pattern, prefix)
 		code = pattern
 	end
 	if code and prefix == nil then
-		local r = fast_receive(reactor, self.token, s, code)
+		local r = fast_receive(reactor, self[TOKEN], s, code)
 		if r == DONE then
 			-- Not a tail call: a trace cannot return to the caller's frame from one to
 			-- a fast function that allocates.
@@ -82,7 +92,7 @@ end
 -- One send on our socket `s`, as its method answers.
 local function send_ours(self, s, data, i, j)
 	if i == nil and j == nil and type(data) == 'string' then
-		local r = fast_send(reactor, self.token, s, data, #data)
+		local r = fast_send(reactor, self[TOKEN], s, data, #data)
 		if r == DONE then
 			return #data
 		elseif r == WOULD_BLOCK then
@@ -99,8 +109,7 @@ end
 -- LuaSocket's `class` field, 'tcp{master}', 'tcp{client}' or 'tcp{server}' as tostring
 -- says, refreshed when the state changes. A closed socket keeps its class, as LuaSocket's.
 -- Our asockets keep it only when it is not 'tcp{client}', the class's default: an
--- accepted connection's asocket then has four fields, which fit a hash part of four
--- nodes where five take eight (about 100 bytes per connection).
+-- accepted connection's asocket then has no hash part at all, only its array part.
 asocket.class = 'tcp{client}'
 local function set_class(self, s)
 	local class = tostring(s):match('^[^:]*')
@@ -113,8 +122,8 @@ local function set_class(self, s)
 	end
 end
 local function refresh_class(self)
-	if self.ours and self.socket:getfd() >= 0 then
-		set_class(self, self.socket)
+	if self[OURS] and self[SOCKET]:getfd() >= 0 then
+		set_class(self, self[SOCKET])
 	end
 end
 
@@ -158,7 +167,7 @@ end
 -- socket.tcp() has none before), and setfd replaces it. Returns true, or nil and why the
 -- socket cannot be waited on.
 local function watch_foreign(self)
-	local fd = self.socket:getfd()
+	local fd = self[SOCKET]:getfd()
 	if self.watch and fd == self.watchfd then
 		return true
 	end
@@ -168,23 +177,23 @@ local function watch_foreign(self)
 	end
 	self.watchfd = nil
 	if not fd or fd < 0 then
-		self.token = -1
+		self[TOKEN] = -1
 		return nil, 'closed'
 	end
 	local watch, err = watchfd(fd)
 	if not watch then
-		self.token = -1
+		self[TOKEN] = -1
 		return nil, err
 	end
-	self.watch, self.watchfd, self.token = watch, fd, watch:token()
+	self.watch, self.watchfd, self[TOKEN] = watch, fd, watch:token()
 	return true
 end
 
 -- Whether data or the end of the stream waits to be read on our socket, asked of the
 -- kernel (a poll that does not wait), which also refreshes the reactor's readable flag.
 local function readable_now(self)
-	local fd = self.socket:getfd()
-	return fd >= 0 and waitfd(fd, false, 0, self.token) == true
+	local fd = self[SOCKET]:getfd()
+	return fd >= 0 and waitfd(fd, false, 0, self[TOKEN]) == true
 end
 
 local CANNOT_YIELD = 'cannot wait for the socket in this loop thread: a C function on its stack '
@@ -195,7 +204,7 @@ local CANNOT_YIELD = 'cannot wait for the socket in this loop thread: a C functi
 -- (for 't' timeouts); returns true or 'timeout'/'closed', and `started`.
 local function ready(self, dir, started)
 	local limit
-	local timeouts = self.timeouts
+	local timeouts = self[TIMEOUTS]
 	if timeouts then
 		if type(timeouts) == 'number' then
 			limit = timeouts
@@ -208,18 +217,18 @@ local function ready(self, dir, started)
 		if limit <= 0 then
 			-- No time to wait, but LuaSocket still tries the system call: the reactor's
 			-- readable flag may be stale (data came since the last poll), so ask the kernel.
-			if dir == READ and self.ours and readable_now(self) then
+			if dir == READ and self[OURS] and readable_now(self) then
 				return true, started
 			end
 			return 'timeout', started
 		end
 	end
-	if not self.ours and S.inloop() then
+	if not self[OURS] and S.inloop() then
 		local ok, err = watch_foreign(self)
 		if not ok then return err, started end
 	end
 	-- Parks this thread if it is a loop thread; nil if it is not.
-	local how = wait(self.token * 2 + dir, limit)
+	local how = wait(self[TOKEN] * 2 + dir, limit)
 	if how == UNYIELDABLE then
 		error(CANNOT_YIELD, 3)
 	elseif how == 'busy' then
@@ -229,24 +238,24 @@ local function ready(self, dir, started)
 	if how ~= nil then
 		return how, started
 	end
-	local fd = self.socket:getfd()
+	local fd = self[SOCKET]:getfd()
 	if not fd or fd < 0 then return 'closed', started end
-	return waitfd(fd, dir == WRITE, limit, self.ours and self.token or nil) or 'timeout', started
+	return waitfd(fd, dir == WRITE, limit, self[OURS] and self[TOKEN] or nil) or 'timeout', started
 end
 
 -- What receive hands back when it gives up: the prefix and whatever was read so far
 -- (for a line, without its CRs, as LuaSocket's partial results).
 local function partial(self, prefix, pattern)
-	if self.ours then
-		return self.socket:drain(prefix, pattern)
+	if self[OURS] then
+		return self[SOCKET]:drain(prefix, pattern)
 	end
 	return prefix or ''
 end
 
 -- One receive attempt, as the socket's method answers.
 local function receive_once(self, pattern, prefix)
-	local s = self.socket
-	if self.ours then
+	local s = self[SOCKET]
+	if self[OURS] then
 		return receive_ours(self, s, pattern, prefix)
 	end
 	return s:receive(pattern, prefix)
@@ -282,11 +291,11 @@ end
 -- free above its arguments. A deeper park doubles the stack, which is then never shrunk
 -- (docs/performance.md: about 450 bytes per idle connection).
 local function receive_wait(self, pattern)
-	local limit = self.timeouts
+	local limit = self[TIMEOUTS]
 	if limit and (type(limit) ~= 'number' or limit <= 0) then
 		return receive_retry(self, pattern, nil, nil, nil, WANTREAD)
 	end
-	local how = wait(self.token * 2, limit or nil)
+	local how = wait(self[TOKEN] * 2, limit or nil)
 	if how == true then
 		return self:receive(pattern)
 	elseif how == nil or how == 'busy' or how == UNYIELDABLE then
@@ -298,14 +307,14 @@ end
 
 -- The fast path inline (see receive_wait for why no call deepens the stack here).
 function asocket:receive(pattern, prefix)
-	if prefix == nil and self.ours then
+	if prefix == nil and self[OURS] then
 		local code = LINE
 		if pattern ~= nil and pattern ~= '*l' then
 			code = type(pattern) == 'number' and pattern >= 0 and pattern < MAX_COUNT
 				and pattern % 1 == 0 and pattern
 		end
 		if code then
-			local r = fast_receive(reactor, self.token, self.socket, code)
+			local r = fast_receive(reactor, self[TOKEN], self[SOCKET], code)
 			if r == DONE then
 				-- Not a tail call: a trace cannot return to the caller's frame from one
 				-- to a fast function that allocates.
@@ -328,8 +337,8 @@ end
 
 -- One send attempt, as the socket's method answers.
 local function send_once(self, data, i, j)
-	local s = self.socket
-	if self.ours then
+	local s = self[SOCKET]
+	if self[OURS] then
 		return send_ours(self, s, data, i, j)
 	end
 	return s:send(data, i, j)
@@ -359,7 +368,7 @@ function asocket:send(data, i, j)
 end
 
 function asocket:accept()
-	local s = self.socket
+	local s = self[SOCKET]
 	local client, err, why = s:accept()
 	local started, how
 	while not client and would_block(err) do
@@ -405,7 +414,7 @@ end
 -- Seconds the asocket's timeouts leave for a wait that began at `started`, and `started`
 -- (nil, nil: no limit).
 local function time_left(self, started)
-	local timeouts = self.timeouts
+	local timeouts = self[TIMEOUTS]
 	if not timeouts then return nil, started end
 	if type(timeouts) == 'number' then return timeouts, started end
 	started = started or now()
@@ -430,7 +439,7 @@ local CONNECT_STAGGER = 0.25
 -- stays on the asocket between calls, each of which steps it once and answers 'timeout'
 -- until it is decided.
 local function connect_race(self, host, addrs, port, started)
-	local block = self.timeouts
+	local block = self[TIMEOUTS]
 	if type(block) == 'table' then block = block.block end
 	local polling = block == 0
 	local race = self.race
@@ -441,15 +450,15 @@ local function connect_race(self, host, addrs, port, started)
 	while true do
 		local fd, err, delay = race:step()
 		if fd then
-			if self.token < 0 then
+			if self[TOKEN] < 0 then
 				race:close()
 				return nil, 'closed'
 			end
-			local ok, why = self.socket:setfd(fd)
+			local ok, why = self[SOCKET]:setfd(fd)
 			if ok then race:handed() end
 			race:close()
 			if not ok then return nil, why end
-			self.token = self.socket:token()
+			self[TOKEN] = self[SOCKET]:token()
 			refresh_class(self)
 			return 1
 		end
@@ -461,7 +470,7 @@ local function connect_race(self, host, addrs, port, started)
 			self.race = race
 			return nil, 'timeout'
 		end
-		local total = type(self.timeouts) == 'table' and self.timeouts.total
+		local total = type(self[TIMEOUTS]) == 'table' and self[TIMEOUTS].total
 		if total then
 			local left = started + total - now()
 			if left <= 0 then
@@ -489,13 +498,13 @@ local function connect_name(self, host, port)
 	end
 	local limit, started = time_left(self, nil)
 	local family = self.family
-	local fd = self.socket:getfd()
+	local fd = self[SOCKET]:getfd()
 	if fd and fd >= 0 then
-		family = select(3, self.socket:getsockname()) or family
+		family = select(3, self[SOCKET]:getsockname()) or family
 	end
 	local addrs, err = A.resolve(host, family, limit ~= 0 and limit or nil)
 	if not addrs then return nil, err end
-	if self.ours and #addrs > 1 and not (fd and fd >= 0) then
+	if self[OURS] and #addrs > 1 and not (fd and fd >= 0) then
 		return connect_race(self, host, addrs, port, started)
 	end
 	for _, ip in ipairs(addrs) do
@@ -521,10 +530,10 @@ function asocket:connect(host, port)
 		self.host = host
 		return ok, err
 	end
-	local s = self.socket
+	local s = self[SOCKET]
 	self.host = host
 	local ok, err = check(s:connect(host, port))
-	if not self.ours and not self.connecting then
+	if not self[OURS] and not self.connecting then
 		-- LuaSocket may have made a new descriptor, even one with the number of a closed
 		-- one: register it afresh.
 		self.watchfd = nil
@@ -560,14 +569,14 @@ function asocket:starttls(params, server_name)
 	if server_name ~= nil and type(server_name) ~= 'string' then
 		error("bad argument #2 to 'starttls' (string expected, got " .. type(server_name) .. ')', 2)
 	end
-	if not self.ours then
+	if not self[OURS] then
 		error("calling 'starttls' on bad self (TLS runs on socketloop sockets; wrap a LuaSec "
 			.. "socket with loop.wrap and call_async instead)", 2)
 	end
 	tls = tls or require'socketloop.tls'
 	local ctx, err = tls.context(params, 'starttls', 1, nil, 2)
 	if not ctx then return nil, err end
-	local s = self.socket
+	local s = self[SOCKET]
 	local ok
 	ok, err = check(s:starttls(ctx:id(), server_name, self.host))
 	if not ok then return nil, err end
@@ -583,12 +592,12 @@ end
 
 -- The TLS session's parameters (docs/tls.md), or nil before starttls.
 function asocket:tlsinfo()
-	if not self.ours then return nil end
-	return self.socket:tlsinfo()
+	if not self[OURS] then return nil end
+	return self[SOCKET]:tlsinfo()
 end
 
 function asocket:close()
-	local s = self.socket
+	local s = self[SOCKET]
 	if self.race then
 		self.race:close()
 		self.race = nil
@@ -597,8 +606,8 @@ function asocket:close()
 		self.watch:close()
 		self.watch = nil
 	end
-	local token = self.token
-	self.token = -1
+	local token = self[TOKEN]
+	self[TOKEN] = -1
 	if token >= 0 then
 		S.wakeclosed(token)
 	end
@@ -625,15 +634,15 @@ function asocket:settimeout(value, mode)
 	end
 	-- A block timeout alone (the usual case) is the number itself: no table per socket.
 	if total then
-		self.timeouts = {block = block, total = total}
+		self[TIMEOUTS] = {block = block, total = total}
 	else
-		self.timeouts = block or false
+		self[TIMEOUTS] = block or false
 	end
 	return 1
 end
 
 function asocket:gettimeout()
-	local timeouts = self.timeouts
+	local timeouts = self[TIMEOUTS]
 	if not timeouts then return nil, nil end
 	if type(timeouts) == 'number' then return timeouts, nil end
 	return timeouts.block, timeouts.total
@@ -661,7 +670,7 @@ function asocket:call_async(func, ...)
 end
 
 function asocket:getsocket()
-	return self.socket
+	return self[SOCKET]
 end
 
 -- Points the asocket at `s` (ours or foreign) and registers it with the reactor.
@@ -670,11 +679,11 @@ function asocket:setsocket(s)
 		self.watch:close()
 		self.watch = nil
 	end
-	self.socket = s
-	self.ours = is_ours(s)
-	setmetatable(self, self.ours and asocket or foreign)
-	if self.ours then
-		self.token = s:token()
+	self[SOCKET] = s
+	self[OURS] = is_ours(s)
+	setmetatable(self, self[OURS] and asocket or foreign)
+	if self[OURS] then
+		self[TOKEN] = s:token()
 		set_class(self, s)
 		return
 	end
@@ -682,7 +691,7 @@ function asocket:setsocket(s)
 	if type(s.settimeout) == 'function' then
 		s:settimeout(0)
 	end
-	self.token, self.watchfd = -1, nil
+	self[TOKEN], self.watchfd = -1, nil
 	local fd = s:getfd()
 	-- No descriptor yet (LuaSocket's socket.tcp() makes it on bind or connect): it is
 	-- registered when a thread first waits on it.
@@ -696,28 +705,28 @@ end
 
 -- LuaSocket's setfd; -1 detaches the descriptor. Our socket may get a new wait key.
 function asocket:setfd(fd)
-	local s = self.socket
+	local s = self[SOCKET]
 	local r, err, why = check(s:setfd(fd))
-	if self.ours then
-		self.token = s:token()
+	if self[OURS] then
+		self[TOKEN] = s:token()
 		refresh_class(self)
 	end
 	return r, err, why
 end
 
 function asocket:dirty()
-	return self.socket:dirty()
+	return self[SOCKET]:dirty()
 end
 
 -- How many received bytes wait in the buffer (0 for a foreign socket, whose buffer is
 -- not ours to see): a receive of at most that many will not wait.
 function asocket:buffered()
-	if not self.ours then return 0 end
-	return self.socket:buffered()
+	if not self[OURS] then return 0 end
+	return self[SOCKET]:buffered()
 end
 
 function asocket:__tostring()
-	return tostring(self.socket)
+	return tostring(self[SOCKET])
 end
 
 -- The wrapped socket's other methods are called through forwarders, made once per name
@@ -727,7 +736,7 @@ local function forwarder(name)
 	local f = forwarders[name]
 	if not f then
 		f = function(self, ...)
-			local s = self.socket
+			local s = self[SOCKET]
 			return check(s[name](s, ...))
 		end
 		forwarders[name] = f
@@ -741,7 +750,7 @@ for _, name in ipairs{'shutdown', 'setoption', 'getoption', 'getsockname',
 end
 
 function asocket:listen(backlog)
-	local s = self.socket
+	local s = self[SOCKET]
 	local ok, err = check(s:listen(backlog))
 	if ok then refresh_class(self) end
 	return ok, err
@@ -749,7 +758,7 @@ end
 
 -- A name is looked up without blocking the loop, and each address tried in turn.
 function asocket:bind(host, port)
-	local s = self.socket
+	local s = self[SOCKET]
 	if type(host) ~= 'string' or not valid_port(port) or core.isliteral(host) then
 		return check(s:bind(host, port))
 	end
@@ -784,7 +793,7 @@ foreign = {__tostring = asocket.__tostring}
 function foreign.__index(self, name)
 	local m = asocket[name]
 	if m ~= nil and name ~= 'class' then return m end
-	local s = rawget(self, 'socket')
+	local s = rawget(self, SOCKET)
 	if type(name) == 'string' and s ~= nil and type(s[name]) == 'function' then
 		return forwarder(name)
 	end
@@ -814,12 +823,8 @@ function A.wrap(s)
 	elseif type(s) ~= 'userdata' and type(s) ~= 'table' or type(s.getfd) ~= 'function' then
 		error("bad argument #1 to 'wrap' (socket or descriptor expected, got " .. type(s) .. ')', 2)
 	end
-	-- `timeouts` (false, the block timeout alone, or {block =, total =}) is always
-	-- present: a wait reads it, and a key that is present is a fixed slot for the JIT
-	-- where a missing one is a search of the object and then of its class. So are
-	-- `socket`, `ours` and `token`, set by setsocket: made here, the table gets its hash
-	-- part at its final size at once.
-	local self = setmetatable({socket = false, ours = false, token = -1, timeouts = false}, asocket)
+	-- All four slots in the constructor: the array part is then made with the table.
+	local self = setmetatable({false, -1, false, false}, asocket)
 	self:setsocket(s)
 	return self
 end

@@ -243,7 +243,7 @@ end
 function copas.dohandshake(skt, sslparams)
 	local ssl = require'ssl'
 	local a = async(skt)
-	if tostring(a.socket):sub(1, 3) == 'SSL' then return a end
+	if tostring(a:getsocket()):sub(1, 3) == 'SSL' then return a end
 	local params = normalize_sslt(sslparams)
 	params = params.wrap or params
 	local inner = a:getsocket()

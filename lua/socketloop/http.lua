@@ -401,7 +401,7 @@ local function open(o, route, fresh, retryable)
 	local c = {sock = sock, deadline = o.deadline, key = key, reused = false,
 		timeout = o.timeout, armed = false, pending = nil, since = nil,
 		-- an asocket over a socket of ours can say what it has buffered
-		foreign = o.create ~= nil and not (A.is_asocket(sock) and sock.ours)}
+		foreign = o.create ~= nil and not (A.is_asocket(sock) and sock[A.OURS])}
 	if route.tunnel then
 		ok, err = open_tunnel(o, c, route)
 		if not ok then
@@ -410,7 +410,7 @@ local function open(o, route, fresh, retryable)
 		end
 	end
 	if route.tls then
-		if not (A.is_asocket(sock) and sock.ours) then
+		if not (A.is_asocket(sock) and sock[A.OURS]) then
 			sock:close()
 			return nil, 'https needs a socketloop socket (create= returned another kind)'
 		end

@@ -144,7 +144,7 @@ end
 -- has (its wait keys are then token * 2 + direction).
 local function registered(s)
 	local mt = getmetatable(s)
-	return (mt == A.class or mt == U.class or A.is_asocket(s)) and type(s.token) == 'number' and s.token >= 0
+	return (mt == A.class or mt == U.class or A.is_asocket(s)) and type(s[A.TOKEN]) == 'number' and s[A.TOKEN] >= 0
 end
 
 -- The entries of a select call: {socket, fd, write}.
@@ -187,7 +187,7 @@ local function ready_lists(list, timeout)
 			any = true
 			-- What poll saw readable, a receive reads (the reactor flag may not know yet).
 			if ready[i] and not e[3] and registered(s) then
-				core.waitfd(e[2], false, 0, s.token)
+				core.waitfd(e[2], false, 0, s[A.TOKEN])
 			end
 		end
 	end
@@ -210,7 +210,7 @@ local function park_until_ready(list, timeout)
 		local s, fd, write = e[1], e[2], e[3]
 		local token
 		if registered(s) then
-			token = s.token
+			token = s[A.TOKEN]
 		else
 			local watch = core.watch(fd)
 			if watch then

@@ -440,7 +440,7 @@ local function close_listeners()
 		local s, on_client = l[1], l[2]
 		A.listeners[s] = nil
 		if type(on_client) == 'function' then
-			local raw = s.socket
+			local raw = s:getsocket()
 			while true do
 				local client = raw:accept()
 				if type(client) ~= 'userdata' and type(client) ~= 'table' then break end

@@ -11,6 +11,8 @@ local A = require'socketloop.asocket'
 local WANTREAD, WANTWRITE, NEEDS_LOOKUP = core.WANTREAD, core.WANTWRITE, core.NEEDS_LOOKUP
 local READ, WRITE = 0, 1
 local ready, check, resolve = A.ready, A.check, A.resolve
+-- The asocket's slots (lua/socketloop/asocket.lua): a UDP object has the same four.
+local SOCKET, TOKEN, OURS = A.SOCKET, A.TOKEN, A.OURS
 local isliteral = core.isliteral
 
 local udp = {}
@@ -26,7 +28,7 @@ end
 -- it would block, parks until the socket is ready for `dir` and calls it again. Returns
 -- what it finally answered (misuse raised).
 local function retry(self, dir, err, why, name, a1, a2, a3)
-	local s = self.socket
+	local s = self[SOCKET]
 	local started, how, r1
 	local r3 = why
 	while would_block(err) do
@@ -39,21 +41,21 @@ local function retry(self, dir, err, why, name, a1, a2, a3)
 end
 
 function udp:receive(size)
-	local s = self.socket
+	local s = self[SOCKET]
 	local data, err, why = s:receive(size)
 	if data then return data end
 	return retry(self, READ, err, why, 'receive', size)
 end
 
 function udp:receivefrom(size)
-	local s = self.socket
+	local s = self[SOCKET]
 	local data, ip, port = s:receivefrom(size)
 	if data then return data, ip, port end
 	return retry(self, READ, ip, port, 'receivefrom', size)
 end
 
 function udp:send(datagram)
-	local s = self.socket
+	local s = self[SOCKET]
 	local n, err, why = s:send(datagram)
 	if n then return n end
 	return retry(self, WRITE, err, why, 'send', datagram)
@@ -62,7 +64,7 @@ end
 -- The addresses for `host` (a name is looked up), of the socket's family once it has one.
 local function addresses(self, host)
 	if type(host) ~= 'string' or isliteral(host) then return {host} end
-	local family = self.socket.getfamily and self.socket:getfamily() or nil
+	local family = self[SOCKET].getfamily and self[SOCKET]:getfamily() or nil
 	if family == 'inet4' then family = 'inet' end -- LuaSocket's word
 	if family ~= 'inet' and family ~= 'inet6' then family = nil end
 	return resolve(host, family)
@@ -70,13 +72,13 @@ end
 
 -- `host` may be a name: ours answers NEEDS_LOOKUP for one, LuaSocket's would refuse it.
 function udp:sendto(datagram, host, port)
-	local s = self.socket
+	local s = self[SOCKET]
 	local n, err, why
-	if self.ours then
+	if self[OURS] then
 		n, err, why = s:sendto(datagram, host, port)
 		if n then return n end
 	end
-	if err == NEEDS_LOOKUP or not self.ours then
+	if err == NEEDS_LOOKUP or not self[OURS] then
 		local addrs
 		addrs, err = addresses(self, host)
 		if not addrs then return nil, err end
@@ -91,8 +93,8 @@ end
 -- (a foreign socket's own is looked up on it), refreshed when setpeername changes it. A
 -- closed socket keeps its class, as LuaSocket's.
 local function refresh_class(self)
-	local s = self.socket
-	if not self.ours then
+	local s = self[SOCKET]
+	if not self[OURS] then
 		self.class = s.class
 	else
 		local class = tostring(s):match('^[^:]*')
@@ -104,7 +106,7 @@ end
 local function each_address(self, name, host, port)
 	local addrs, err = addresses(self, host)
 	if not addrs then return nil, err end
-	local s = self.socket
+	local s = self[SOCKET]
 	local ok
 	for _, ip in ipairs(addrs) do
 		ok, err = check(s[name](s, ip, port))
@@ -130,13 +132,13 @@ udp.close = A.class.close
 udp.getsocket = A.class.getsocket
 
 function udp:__tostring()
-	return tostring(self.socket)
+	return tostring(self[SOCKET])
 end
 
 function udp:setfd(fd)
-	local s = self.socket
+	local s = self[SOCKET]
 	local r, err, why = check(s:setfd(fd))
-	if self.ours then self.token = s:token() end
+	if self[OURS] then self[TOKEN] = s:token() end
 	refresh_class(self)
 	return r, err, why
 end
@@ -144,7 +146,7 @@ end
 for _, name in ipairs{'getsockname', 'getpeername', 'setoption', 'getoption', 'getfd',
 		'dirty', 'getfamily'} do
 	udp[name] = function(self, ...)
-		local s = self.socket
+		local s = self[SOCKET]
 		return check(s[name](s, ...))
 	end
 end
@@ -158,15 +160,14 @@ end
 
 -- Wraps one of our UDP sockets or a LuaSocket UDP object.
 function U.wrap(s)
-	local self = setmetatable({timeouts = false, socket = s}, udp)
-	self.ours = core.isudp(s)
-	if self.ours then
-		self.token = s:token()
+	local self = setmetatable({s, -1, core.isudp(s), false}, udp)
+	if self[OURS] then
+		self[TOKEN] = s:token()
 	else
 		-- Its descriptor is registered when a thread first waits (LuaSocket's udp()
 		-- makes it on the first setsockname, setpeername or sendto).
 		s:settimeout(0)
-		self.token = -1
+		self[TOKEN] = -1
 	end
 	refresh_class(self)
 	return self

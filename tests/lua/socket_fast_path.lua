@@ -4,6 +4,7 @@
 local loop = require'socketloop'
 local T = require'testlib'
 local N = require'testnet'
+local A = require'socketloop.asocket'
 local pair, await = N.pair, N.await
 
 local function patterns()
@@ -56,7 +57,7 @@ T.run('a stale or forged token never reaches another socket', function()
 	local data, err = s:receive()
 	T.eq(data, nil, 'receive on the closed socket')
 	T.eq(err, 'closed', 'the closed socket says closed')
-	s.token = s2.token -- the fast path is named s2's token, with s's socket
+	s[A.TOKEN] = s2[A.TOKEN] -- the fast path is named s2's token, with s's socket
 	data, err = s:receive()
 	T.eq(err, 'closed', 'a forged token: still our own closed socket')
 	T.eq(s2:receive(), 'for s2', "the other socket's line is untouched")
@@ -68,11 +69,11 @@ end)
 T.run('a socket field that is not our socket is refused, not read', function()
 	local c, s = pair()
 	assert(c:send('line\n'))
-	local own = s.socket
-	s.socket = io.stdout
+	local own = s[A.SOCKET]
+	s[A.SOCKET] = io.stdout
 	local ok = pcall(s.receive, s)
 	T.eq(ok, false, 'receive through a file handle fails as a Lua error')
-	s.socket = own
+	s[A.SOCKET] = own
 	T.eq(s:receive(), 'line', 'the line is still there')
 	c:close()
 	s:close()

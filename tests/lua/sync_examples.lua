@@ -39,7 +39,7 @@ T.run('graceful_server.lua: SIGTERM lets the work finish, sends the idle away', 
 	T.ok(idle:receive('*l'):find('^hello'), 'greeting')
 	busy:send('work\n')
 	T.eq(busy:receive('*l'), 'got work', 'the server is working on the line')
-	os.execute('kill -TERM ' .. p.pid)
+	os.execute('kill -TERM ' .. H.command_pid(p)) -- one SIGTERM (see H.command_pid)
 	T.eq(idle:receive('*l'), 'server shutting down', 'an idle connection is sent away')
 	T.eq(select(2, idle:receive('*l')), 'closed')
 	T.eq(select(2, loop.connect('127.0.0.1', port)), 'connection refused', 'no new connection')

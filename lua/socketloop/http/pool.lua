@@ -10,8 +10,10 @@
 -- is closed and the next one tried. Most recently used first, so the oldest age out.
 
 local core = require'socketloop.core'
+local A = require'socketloop.asocket'
 
 local now, waitfd = core.now, core.waitfd
+local SOCKET, OURS = A.SOCKET, A.OURS
 
 local P = {}
 
@@ -31,13 +33,13 @@ local TRUST_REACTOR = 1
 -- TRUST_REACTOR seconds, the reactor knows that without a system call when no readiness
 -- came since a read drained it; otherwise poll(2) with no timeout tells.
 local function usable(sock, tls, idle_for, retryable)
-	local raw = retryable and not tls and sock.ours and sock.socket
+	local raw = retryable and not tls and sock[OURS] and sock[SOCKET]
 	if raw and idle_for < TRUST_REACTOR and not raw:maybereadable() then return true end
 	if sock:dirty() then return false end
 	if tls then
 		-- The kernel may hold TLS records that carry no data (TLS 1.3 session tickets):
 		-- one receive takes them in; any data, or the end of the stream, is stale.
-		local data, err = sock.socket:receive(1)
+		local data, err = sock[SOCKET]:receive(1)
 		return data == nil and err == core.WANTREAD
 	end
 	local fd = sock:getfd()

@@ -30,6 +30,17 @@ function H.spawn(cmd)
 	return {pid = pid, out = out}
 end
 
+-- The PID of the command a spawn runs (spawn's own PID is `timeout`'s). Signal this one
+-- to signal the command once: `timeout` passes a signal on to the command and then to
+-- its whole process group, so the command gets it twice, and a second SIGTERM during a
+-- graceful shutdown ends the runner at once.
+function H.command_pid(p)
+	local f = assert(io.open(('/proc/%d/task/%d/children'):format(p.pid, p.pid)))
+	local pid = tonumber(f:read('*a'):match('%d+'))
+	f:close()
+	return assert(pid, 'the spawned command is not running')
+end
+
 -- Stops a process started by spawn and waits for it.
 function H.stop(p)
 	os.execute('kill ' .. p.pid .. ' 2>/dev/null')
