@@ -408,7 +408,8 @@ unsafe extern "C-unwind" fn m_setfd(state: *mut lua_State) -> c_int {
         Some(n) if n.fract() == 0.0 && (-1.0..=i32::MAX as f64).contains(&n) => n as i64,
         _ => return Reply::misuse("setfd", 1, "descriptor expected").push(&st),
     };
-    on_socket(&st, "setfd", |s| done(s.setfd(fd), "setfd"))
+    let home = st.userdata(1) as usize;
+    on_socket(&st, "setfd", |s| done(s.setfd(fd, home), "setfd"))
 }
 
 unsafe extern "C-unwind" fn m_dirty(state: *mut lua_State) -> c_int {

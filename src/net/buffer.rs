@@ -49,15 +49,17 @@ pub struct Fresh<'a> {
     pub verbatim: bool,
 }
 
-/// Bytes received but not yet handed to Lua.
+/// Bytes received but not yet handed to Lua. In every socket: the offsets take 32 bits
+/// (see `consume` and `find` for what keeps them there).
 #[derive(Debug, Default)]
 pub struct RecvBuffer {
     data: Vec<u8>,
-    /// Start of the unconsumed bytes in `data`.
-    start: usize,
-    /// How far `data[start..]` is known to hold no LF, so long lines are scanned once.
-    scanned: usize,
-    /// Most bytes one receive may take (0: no limit).
+    /// Start of the unconsumed bytes in `data` (at most `data.len()`).
+    start: u32,
+    /// How far `data[start..]` is known to hold no LF, so long lines are scanned once; an
+    /// underestimate (a line longer than 4 GiB is scanned from 4 GiB on) stays true.
+    scanned: u32,
+    /// Most bytes one receive may take (0: no limit); up to 2^53, so a full usize.
     limit: usize,
 }
 
@@ -65,7 +67,7 @@ impl RecvBuffer {
     /// Number of buffered bytes.
     #[inline]
     pub fn len(&self) -> usize {
-        self.data.len() - self.start
+        self.data.len() - self.start as usize
     }
 
     /// True when nothing is buffered.
@@ -97,7 +99,7 @@ impl RecvBuffer {
         if bytes.is_empty() {
             return;
         }
-        if self.start > 0 && self.start == self.data.len() {
+        if self.start > 0 && self.is_empty() {
             self.clear();
         }
         self.data.extend_from_slice(bytes);
@@ -168,22 +170,37 @@ impl RecvBuffer {
     /// has closed, which completes `'*a'`. Returns the match's length in the buffer and
     /// the length to consume (a line consumes its LF too).
     pub fn find(&mut self, pattern: Pattern, eof: bool) -> Option<(usize, usize)> {
-        find_in(&self.data[self.start..], pattern, eof, &mut self.scanned)
+        let mut scanned = self.scanned as usize;
+        let found = find_in(
+            &self.data[self.start as usize..],
+            pattern,
+            eof,
+            &mut scanned,
+        );
+        self.scanned = u32::try_from(scanned).unwrap_or(u32::MAX);
+        found
     }
 
     /// The buffered bytes, oldest first.
     pub fn bytes(&self) -> &[u8] {
-        &self.data[self.start..]
+        &self.data[self.start as usize..]
     }
 
     /// Drops the first `n` buffered bytes, giving memory back once the buffer is empty.
+    /// The consumed bytes are moved out once they are most of the buffer, or when the
+    /// start would not fit `start`.
     pub fn consume(&mut self, n: usize) {
-        self.start += n;
+        let start = (self.start as usize).saturating_add(n);
         self.scanned = 0;
-        if self.start >= self.data.len() {
+        if start >= self.data.len() {
             self.clear();
-        } else if self.start > self.data.len() / 2 && self.start > 4096 {
-            self.data.drain(..self.start);
+        } else if let (false, Ok(fits)) = (
+            start > self.data.len() / 2 && start > 4096,
+            u32::try_from(start),
+        ) {
+            self.start = fits;
+        } else {
+            self.data.drain(..start);
             self.start = 0;
         }
     }

@@ -14,7 +14,7 @@ use crate::net::errors::{message, Failure, Outcome};
 use crate::net::resolve::{resolve, Family};
 use crate::net::sockopt::{self, OptValue, SockOpt};
 use crate::net::tls::{Step, TlsSession};
-use crate::rt::counters::{self, SharedCounters};
+use crate::rt::counters;
 use crate::rt::reactor::{SharedReactor, WriteReports};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::borrow::Cow;
@@ -22,7 +22,6 @@ use std::cell::RefCell;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
-use std::time::{Duration, Instant};
 
 /// Returned (as the error) by operations that would block on reading.
 pub const WANTREAD: &str = "wantread";
@@ -79,7 +78,7 @@ pub enum Sent {
 }
 
 /// Where a socket is in its life, as LuaSocket's `tcp{master|client|server}`.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// New, not bound (`master`).
     Fresh,
@@ -87,12 +86,55 @@ enum State {
     Bound,
     /// Accepting connections (`server`).
     Listening,
-    /// A non-blocking connect is under way; the addresses left to try if it fails.
-    Connecting(Vec<SocketAddr>),
+    /// A non-blocking connect is under way; the addresses left to try if it fails are
+    /// [`Cold::connect_rest`].
+    Connecting,
     /// Connected (`client`).
     Connected,
     /// Closed: every I/O method answers `nil, 'closed'`.
     Closed,
+}
+
+/// A registration token in four bytes where `Option<usize>` takes sixteen: `u32::MAX`
+/// stands for none. Tokens are slab indices, one per registration: a reactor with 2^32
+/// of them would hold hundreds of GiB, so [`MaybeToken::some`] never meets one that does
+/// not fit (it panics rather than truncate, inside the binding's panic guard).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MaybeToken(u32);
+
+impl MaybeToken {
+    const NONE: MaybeToken = MaybeToken(u32::MAX);
+
+    fn some(token: usize) -> MaybeToken {
+        match u32::try_from(token) {
+            Ok(t) if t != u32::MAX => MaybeToken(t),
+            _ => panic!("registration token {token} does not fit 32 bits"),
+        }
+    }
+
+    #[inline]
+    fn get(self) -> Option<usize> {
+        (self != Self::NONE).then_some(self.0 as usize)
+    }
+
+    /// Empties it; what it held.
+    fn take(&mut self) -> Option<usize> {
+        std::mem::replace(self, Self::NONE).get()
+    }
+}
+
+/// What few sockets need, kept out of every socket's userdata: allocated by the first
+/// `setoption` before there is a descriptor, a connect that has to wait, or `starttls`.
+/// Not touched on the receive and send paths of a socket that has none.
+#[derive(Default)]
+struct Cold {
+    /// Options set before the OS socket existed, applied when it is created.
+    pending: Vec<(SockOpt, OptValue)>,
+    /// While a connect is under way ([`State::Connecting`]): the addresses left to try
+    /// if it fails. Empty otherwise.
+    connect_rest: Vec<SocketAddr>,
+    /// After `starttls`: every read and write goes through the TLS session.
+    tls: Option<Box<TlsSession>>,
 }
 
 /// A non-blocking TCP socket registered with the reactor.
@@ -100,13 +142,29 @@ enum State {
 /// Methods are called through `&mut` from one binding call at a time: the binding never
 /// calls into Lua (which could run a finalizer that reaches this socket) while it holds
 /// the reference, so `close` from a finalizer always finds the socket between calls.
+///
+/// It lives in its Lua userdata, one per connection: kept small (96 bytes, checked
+/// below), with what few sockets use behind one pointer ([`Cold`]).
 pub struct TcpSocket {
-    /// The reactor this socket's registration lives in.
+    /// The reactor this socket's registration lives in; also where the loop's counters
+    /// (`loop.stats()`), which this socket adds to, and the loop clock are.
     reactor: SharedReactor,
+    /// Options set early, the addresses of a connect under way, the TLS session: None
+    /// until one of them is needed.
+    cold: Option<Box<Cold>>,
+    /// Received bytes no receive has taken yet; empty (owning no memory) once closed.
+    rbuf: RecvBuffer,
+    /// Bytes received and sent (`getstats`/`setstats`).
+    received: u64,
+    sent: u64,
+    /// The creation time (`getstats`/`setstats`), nanoseconds on the loop clock; negative
+    /// when `setstats` gave an age older than the loop.
+    born: i64,
     /// The reactor registration (its slab index, the wait token); Some from creation
     /// until `close`, and again after `setfd` on a closed socket. While Some, the
-    /// reactor records [`TcpSocket::home`] as its owner once that is known.
-    token: Option<usize>,
+    /// reactor records the address of the userdata payload holding this socket as its
+    /// owner once that is known ([`TcpSocket::set_home`], [`TcpSocket::setfd`]).
+    token: MaybeToken,
     /// The OS socket: None until `bind`/`connect`/`listen` picks the address family, after
     /// `close`, and after a failed connect attempt that will retry with another family.
     /// While Some and `token` is Some, its descriptor is attached to the registration.
@@ -116,63 +174,48 @@ pub struct TcpSocket {
     /// Where the socket is in its life; `Closed` exactly when `close` ran (or `setfd`
     /// left it without a descriptor).
     state: State,
-    /// Options set before the OS socket existed, applied when it is created. Boxed: an
-    /// accepted socket never has any, and the box is 8 bytes where the vector is 24.
-    #[allow(clippy::box_collection)] // the point: 8 bytes in every socket, not 24
-    pending: Option<Box<Vec<(SockOpt, OptValue)>>>,
-    /// Received bytes no receive has taken yet; empty (owning no memory) once closed.
-    rbuf: RecvBuffer,
     /// The peer closed its side; `'*a'` completes, other patterns end with `'closed'`.
     eof: bool,
-    /// The loop's counters (`loop.stats()`), which this socket adds to.
-    counters: SharedCounters,
-    /// Bytes received and sent, and the creation time (`getstats`/`setstats`).
-    received: u64,
-    sent: u64,
-    born: Instant,
-    /// Address of the userdata payload holding this socket (0 until
-    /// [`TcpSocket::set_home`]), recorded as the owner of every token it registers: the
-    /// FFI fast path dereferences a socket only at the address its token's owner names.
-    home: usize,
-    /// After `starttls`: every read and write goes through the TLS session.
-    tls: Option<Box<TlsSession>>,
 }
+
+// A socket per connection: 96 bytes fill LuaJIT's userdata allocation (with its 40-byte
+// header) to a 144-byte chunk, where 104 would take 160.
+const _: () = assert!(std::mem::size_of::<Option<TcpSocket>>() <= 96);
 
 impl TcpSocket {
     /// A socket of `family` (None: decided by the first `bind` or `connect`).
     pub fn new(reactor: &SharedReactor, family: Option<Family>) -> TcpSocket {
-        let (token, counters) = {
+        let (token, now) = {
             let mut r = reactor.borrow_mut();
-            (r.add_source(), r.counters().clone())
+            (r.add_source(), r.clock().now())
         };
         TcpSocket {
             reactor: reactor.clone(),
-            counters,
-            token: Some(token),
+            cold: None,
+            rbuf: RecvBuffer::default(),
+            received: 0,
+            sent: 0,
+            born: i64::try_from(now).unwrap_or(i64::MAX),
+            token: MaybeToken::some(token),
             sock: None,
             family,
             state: State::Fresh,
-            pending: None,
-            rbuf: RecvBuffer::default(),
             eof: false,
-            received: 0,
-            sent: 0,
-            born: Instant::now(),
-            home: 0,
-            tls: None,
         }
     }
 
     /// Tells the socket the address of the userdata that holds it, for the FFI fast path
     /// (see [`crate::lua::tcp_ffi`]).
     pub fn set_home(&mut self, home: usize) {
-        self.home = home;
-        self.claim_token();
+        self.claim_token(home);
     }
 
-    fn claim_token(&self) {
-        if let Some(token) = self.token {
-            self.reactor.borrow_mut().set_owner(token, self.home);
+    /// Records `home` (the address of the userdata payload holding this socket) as the
+    /// owner of its token: the FFI fast path dereferences a socket only at the address
+    /// its token's owner names.
+    fn claim_token(&self, home: usize) {
+        if let Some(token) = self.token.get() {
+            self.reactor.borrow_mut().set_owner(token, home);
         }
     }
 
@@ -185,7 +228,17 @@ impl TcpSocket {
 
     /// The wait key base (`token * 2`) the Lua side yields on; -1 once closed.
     pub fn token(&self) -> i64 {
-        self.token.map_or(-1, |t| t as i64)
+        self.token.get().map_or(-1, |t| t as i64)
+    }
+
+    /// Moves to `state`; leaving [`State::Connecting`] drops the addresses it kept.
+    fn set_state(&mut self, state: State) {
+        if self.state == State::Connecting {
+            if let Some(cold) = self.cold.as_deref_mut() {
+                cold.connect_rest = Vec::new();
+            }
+        }
+        self.state = state;
     }
 
     fn kind(&self) -> &'static str {
@@ -203,7 +256,7 @@ impl TcpSocket {
         // SAFETY: `fd` is an open socket the caller hands over; on failure it is released
         // (into_raw_fd) rather than closed.
         let sock = unsafe { Socket::from_raw_fd(fd) };
-        let token = match self.token {
+        let token = match self.token.get() {
             Some(token) => token,
             None => {
                 let _ = sock.into_raw_fd();
@@ -221,27 +274,27 @@ impl TcpSocket {
         }
         // Options set while there was no descriptor apply to the one adopted (a connect
         // race's winner, see `asocket:connect`).
-        for (opt, value) in self.pending.iter().flat_map(|p| p.iter()) {
+        for (opt, value) in self.pending() {
             let _ = sockopt::set(&sock, *opt, *value);
         }
         self.family = match sock.local_addr().ok().and_then(|a| a.as_socket()) {
             Some(a) => Some(Family::of(&a)),
             None => self.family,
         };
-        self.state = if sock.peer_addr().is_ok() {
+        self.set_state(if sock.peer_addr().is_ok() {
             State::Connected
         } else if sock.is_listener().unwrap_or(false) {
             State::Listening
         } else {
             State::Fresh
-        };
+        });
         self.sock = Some(sock);
         Ok(())
     }
 
     /// Registers `sock` with the reactor under this socket's token and keeps it.
     fn register(&mut self, sock: Socket) -> io::Result<()> {
-        let token = self.token.ok_or_else(closed_error)?;
+        let token = self.token.get().ok_or_else(closed_error)?;
         self.reactor
             .borrow_mut()
             .attach(token, sock.as_raw_fd(), WriteReports::AfterBlocked)?;
@@ -264,7 +317,7 @@ impl TcpSocket {
             sock.set_only_v6(true)?;
         }
         sock.set_tcp_nodelay(true)?;
-        for (opt, value) in self.pending.iter().flat_map(|p| p.iter()) {
+        for (opt, value) in self.pending() {
             sockopt::set(&sock, *opt, *value)?;
         }
         self.family = Some(family);
@@ -288,9 +341,20 @@ impl TcpSocket {
         }
     }
 
+    /// Options set before the OS socket existed.
+    fn pending(&self) -> &[(SockOpt, OptValue)] {
+        self.cold.as_deref().map_or(&[], |c| &c.pending)
+    }
+
+    /// The TLS session, once `starttls` made one.
+    #[inline]
+    fn tls_mut(&mut self) -> Option<&mut TlsSession> {
+        self.cold.as_deref_mut()?.tls.as_deref_mut()
+    }
+
     /// Drops the OS socket (closing it) but keeps the registration for a retry.
     fn discard_socket(&mut self) {
-        if let (Some(token), Some(_)) = (self.token, self.sock.as_ref()) {
+        if let (Some(token), Some(_)) = (self.token.get(), self.sock.as_ref()) {
             self.reactor.borrow_mut().detach(token);
         }
         self.sock = None;
@@ -367,8 +431,6 @@ impl TcpSocket {
                 return Some(self.fail_with_partial(out, &err, pattern, prefix));
             }
         };
-        self.received += n as u64;
-        counters::add(&self.counters.bytes_in, n as u64);
         // Everything read is kept (the limit is checked by the caller on what is
         // buffered): a receive never drops bytes it took from the kernel.
         let fresh = self.rbuf.take_read(&scratch[..n], pattern)?;
@@ -427,13 +489,13 @@ impl TcpSocket {
 
     /// Whether the TLS session holds decrypted bytes (which no socket event announces).
     fn tls_holds_data(&self) -> bool {
-        self.tls.as_ref().is_some_and(|t| t.buffered() > 0)
+        self.tls().is_some_and(|t| t.buffered() > 0)
     }
 
-    /// Reads the stream (decrypted, after `starttls`) into `buf`, as recv(2), noting in
-    /// the reactor when the kernel had no more.
+    /// Reads the stream (decrypted, after `starttls`) into `buf`, as recv(2), counting
+    /// what it got and noting in the reactor when the kernel had no more.
     fn read_stream(&mut self, fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-        let (got, drained) = match self.tls.as_mut() {
+        let (got, drained) = match self.tls_mut() {
             Some(tls) => {
                 let got = tls.read(fd, buf);
                 (got, tls.drained())
@@ -447,16 +509,31 @@ impl TcpSocket {
                 (got, drained)
             }
         };
-        if drained {
-            self.mark_drained();
+        let n = *got.as_ref().unwrap_or(&0);
+        if n > 0 || drained {
+            self.note_read(n, drained);
         }
         got
+    }
+
+    /// Counts `n` bytes received, and when `drained` (the read took everything there
+    /// was) tells the reactor: one borrow of it for both, on the path of every message.
+    /// The borrow succeeds: the reactor is borrowed only for Rust work that calls no
+    /// socket method (see [`SharedReactor`]).
+    fn note_read(&mut self, n: usize, drained: bool) {
+        self.received += n as u64;
+        if let Ok(mut reactor) = self.reactor.try_borrow_mut() {
+            counters::add(&reactor.counters().bytes_in, n as u64);
+            if let (true, Some(token)) = (drained, self.token.get()) {
+                reactor.mark_drained(token);
+            }
+        }
     }
 
     /// False when a read would only say EAGAIN (see `Reactor::is_readable`): saves a
     /// system call per message on request/response traffic.
     fn may_read(&self) -> bool {
-        match (self.token, self.reactor.try_borrow()) {
+        match (self.token.get(), self.reactor.try_borrow()) {
             (Some(token), Ok(reactor)) => reactor.is_readable(token),
             _ => true,
         }
@@ -464,14 +541,14 @@ impl TcpSocket {
 
     /// A read took everything there was (it returned less than asked, or EAGAIN).
     fn mark_drained(&self) {
-        if let (Some(token), Ok(mut reactor)) = (self.token, self.reactor.try_borrow_mut()) {
+        if let (Some(token), Ok(mut reactor)) = (self.token.get(), self.reactor.try_borrow_mut()) {
             reactor.mark_drained(token);
         }
     }
 
     /// The kernel refused more output: the next writable event is worth reporting.
     fn mark_full(&self) {
-        if let (Some(token), Ok(mut reactor)) = (self.token, self.reactor.try_borrow_mut()) {
+        if let (Some(token), Ok(mut reactor)) = (self.token.get(), self.reactor.try_borrow_mut()) {
             reactor.mark_unwritable(token);
         }
     }
@@ -504,7 +581,7 @@ impl TcpSocket {
             (State::Closed, _) => return Sent::Failed(Cow::Borrowed("closed"), done),
             _ => return Sent::NotConnected,
         };
-        if self.tls.is_some() {
+        if self.cold.as_ref().is_some_and(|c| c.tls.is_some()) {
             let fd = sock.as_raw_fd();
             return self.send_tls(fd, bytes, done, end);
         }
@@ -515,7 +592,7 @@ impl TcpSocket {
                 Ok(n) => {
                     done += n;
                     self.sent += n as u64;
-                    counters::add(&self.counters.bytes_out, n as u64);
+                    count_sent(&self.reactor, n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -530,7 +607,7 @@ impl TcpSocket {
 
     /// send_range over TLS: what rustls took counts as sent, as what the kernel took does.
     fn send_tls(&mut self, fd: RawFd, bytes: &[u8], mut done: usize, end: usize) -> Sent {
-        let Some(tls) = self.tls.as_mut() else {
+        let Some(tls) = self.cold.as_deref_mut().and_then(|c| c.tls.as_deref_mut()) else {
             return Sent::NotConnected;
         };
         loop {
@@ -549,7 +626,7 @@ impl TcpSocket {
                 Ok(n) => {
                     done += n;
                     self.sent += n as u64;
-                    counters::add(&self.counters.bytes_out, n as u64);
+                    count_sent(&self.reactor, n);
                 }
                 Err(e) => return Sent::Failed(Cow::Owned(message(&e)), done),
             }
@@ -564,7 +641,7 @@ impl TcpSocket {
             (State::Closed, _) => return Err(Failure::io("closed")),
             _ => return Err(Failure::misuse(0, "socket is not connected")),
         }
-        if self.tls.is_some() {
+        if self.tls().is_some() {
             return Err(Failure::io("TLS already started"));
         }
         if !self.rbuf.is_empty() {
@@ -573,13 +650,14 @@ impl TcpSocket {
                 .map_err(|e| Failure::Io(Cow::Owned(e)))?;
             self.rbuf.clear();
         }
-        self.tls = Some(Box::new(session));
+        self.cold.get_or_insert_default().tls = Some(Box::new(session));
         Ok(())
     }
 
     /// Drives the handshake `starttls` began.
     pub fn handshake(&mut self) -> Step {
-        let (Some(tls), Some(sock)) = (self.tls.as_mut(), self.sock.as_ref()) else {
+        let tls = self.cold.as_deref_mut().and_then(|c| c.tls.as_deref_mut());
+        let (Some(tls), Some(sock)) = (tls, self.sock.as_ref()) else {
             return Step::Failed("closed".to_string());
         };
         let step = tls.handshake(sock.as_raw_fd());
@@ -592,8 +670,9 @@ impl TcpSocket {
     }
 
     /// The TLS session, once `starttls` made one.
+    #[inline]
     pub fn tls(&self) -> Option<&TlsSession> {
-        self.tls.as_deref()
+        self.cold.as_deref()?.tls.as_deref()
     }
 
     /// LuaSocket's `accept()`: a new connected socket, or `'wantread'`.
@@ -625,7 +704,9 @@ impl TcpSocket {
             let mut client = TcpSocket::new(&self.reactor, self.family);
             client.state = State::Connected;
             client.register(sock)?;
-            counters::add(&self.counters.accepted, 1);
+            if let Ok(reactor) = self.reactor.try_borrow() {
+                counters::add(&reactor.counters().accepted, 1);
+            }
             return Ok(client);
         }
     }
@@ -634,11 +715,11 @@ impl TcpSocket {
     /// arguments are not looked at then). `host`/`port` are None when the caller gave
     /// no usable value.
     pub fn connect(&mut self, host: Option<&str>, port: Option<u16>) -> Outcome<()> {
-        match &mut self.state {
+        match self.state {
             State::Connected => return Err(Failure::io("already connected")),
             State::Closed => return Err(Failure::io("closed")),
             State::Listening => return Err(Failure::misuse(0, "socket is listening")),
-            State::Connecting(_) => return self.finish_connect(),
+            State::Connecting => return self.finish_connect(),
             State::Fresh | State::Bound => {}
         }
         let Some(host) = host else {
@@ -667,11 +748,12 @@ impl TcpSocket {
             };
             match sock.connect(&SockAddr::from(addr)) {
                 Ok(()) => {
-                    self.state = State::Connected;
+                    self.set_state(State::Connected);
                     return Ok(());
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
-                    self.state = State::Connecting(addrs);
+                    self.state = State::Connecting;
+                    self.cold.get_or_insert_default().connect_rest = addrs;
                     self.mark_full();
                     return Err(Failure::io(WANTWRITE));
                 }
@@ -681,7 +763,7 @@ impl TcpSocket {
                 }
             }
         }
-        self.state = State::Fresh;
+        self.set_state(State::Fresh);
         Err(Failure::Io(Cow::Owned(last_error)))
     }
 
@@ -700,7 +782,7 @@ impl TcpSocket {
         let failure = match sock.take_error() {
             Ok(None) => match sock.peer_addr() {
                 Ok(_) => {
-                    self.state = State::Connected;
+                    self.set_state(State::Connected);
                     return Ok(());
                 }
                 Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
@@ -711,9 +793,14 @@ impl TcpSocket {
             },
             Ok(Some(e)) | Err(e) => e,
         };
-        let State::Connecting(rest) = std::mem::replace(&mut self.state, State::Fresh) else {
+        if std::mem::replace(&mut self.state, State::Fresh) != State::Connecting {
             return Err(Failure::os(&failure));
-        };
+        }
+        let rest = self
+            .cold
+            .as_deref_mut()
+            .map(|c| std::mem::take(&mut c.connect_rest))
+            .unwrap_or_default();
         if rest.is_empty() {
             return Err(Failure::os(&failure));
         }
@@ -747,7 +834,7 @@ impl TcpSocket {
             };
             match sock.bind(&SockAddr::from(addr)) {
                 Ok(()) => {
-                    self.state = State::Bound;
+                    self.set_state(State::Bound);
                     return Ok(());
                 }
                 Err(e) => {
@@ -771,16 +858,19 @@ impl TcpSocket {
             return Err(Failure::io("closed"));
         };
         sock.listen(backlog.clamp(1, i32::MAX as i64) as i32)?;
-        self.state = State::Listening;
+        self.set_state(State::Listening);
         Ok(())
     }
 
     /// Closes the socket and frees its registration. Idempotent.
     pub fn close(&mut self) {
         if matches!(self.state, State::Connected) && self.sock.is_some() {
-            counters::add(&self.counters.closed, 1);
+            if let Ok(reactor) = self.reactor.try_borrow() {
+                counters::add(&reactor.counters().closed, 1);
+            }
         }
-        if let (Some(mut tls), Some(sock)) = (self.tls.take(), self.sock.as_ref()) {
+        let tls = self.cold.as_deref_mut().and_then(|c| c.tls.take());
+        if let (Some(mut tls), Some(sock)) = (tls, self.sock.as_ref()) {
             tls.close_notify(sock.as_raw_fd());
         }
         if let Some(token) = self.token.take() {
@@ -789,7 +879,7 @@ impl TcpSocket {
             }
         }
         self.sock = None;
-        self.state = State::Closed;
+        self.set_state(State::Closed);
         self.rbuf.clear();
     }
 
@@ -798,7 +888,8 @@ impl TcpSocket {
         let Some(sock) = self.sock.as_ref() else {
             return Err(Failure::io("closed"));
         };
-        if let (Some(tls), Shutdown::Both | Shutdown::Write) = (self.tls.as_mut(), how) {
+        let tls = self.cold.as_deref_mut().and_then(|c| c.tls.as_deref_mut());
+        if let (Some(tls), Shutdown::Both | Shutdown::Write) = (tls, how) {
             tls.close_notify(sock.as_raw_fd());
         }
         Ok(sock.shutdown(how)?)
@@ -821,7 +912,7 @@ impl TcpSocket {
             if matches!(self.state, State::Closed) {
                 return Err(Failure::io("closed"));
             }
-            self.pending.get_or_insert_default().push((opt, value));
+            self.cold.get_or_insert_default().pending.push((opt, value));
             return Ok(());
         };
         Ok(sockopt::set(sock, opt, value)?)
@@ -830,8 +921,7 @@ impl TcpSocket {
     /// LuaSocket's `getoption(name)`.
     pub fn get_option(&self, opt: SockOpt) -> Outcome<OptValue> {
         let Some(sock) = self.sock.as_ref() else {
-            let pending = self.pending.as_deref().map_or(&[][..], |p| &p[..]);
-            return match pending.iter().rev().find(|(o, _)| *o == opt) {
+            return match self.pending().iter().rev().find(|(o, _)| *o == opt) {
                 Some((_, v)) => Ok(*v),
                 None => Err(Failure::io("closed")),
             };
@@ -855,28 +945,33 @@ impl TcpSocket {
     }
 
     /// LuaSocket's `setfd(fd)`: -1 (LuaSocket's SOCKET_INVALID) detaches the descriptor,
-    /// as LuaSec's wrap does; otherwise `fd` (0..=i32::MAX) is adopted.
-    pub fn setfd(&mut self, fd: i64) -> Outcome<()> {
+    /// as LuaSec's wrap does; otherwise `fd` (0..=i32::MAX) is adopted. `home` is the
+    /// address of the userdata payload holding this socket (see [`TcpSocket::set_home`]),
+    /// the owner of the registration a closed socket takes anew.
+    pub fn setfd(&mut self, fd: i64, home: usize) -> Outcome<()> {
         if !(-1..=i32::MAX as i64).contains(&fd) {
             return Err(Failure::misuse(1, "descriptor expected"));
         }
         if let Some(old) = self.sock.take() {
-            if let Some(token) = self.token {
+            if let Some(token) = self.token.get() {
                 self.reactor.borrow_mut().detach(token);
             }
             // LuaSocket's setfd replaces the descriptor without closing the old one.
             let _ = old.into_raw_fd();
         }
-        if self.token.is_none() {
-            self.token = Some(self.reactor.borrow_mut().add_source());
-            self.claim_token();
+        if self.token == MaybeToken::NONE {
+            let token = self.reactor.borrow_mut().add_source();
+            self.token = MaybeToken::some(token);
+            self.claim_token(home);
         }
         self.rbuf.clear();
         self.eof = false;
-        self.tls = None;
+        if let Some(cold) = self.cold.as_deref_mut() {
+            cold.tls = None;
+        }
         // Like a closed socket (until a descriptor is adopted), but the registration
         // stays for a later setfd.
-        self.state = State::Closed;
+        self.set_state(State::Closed);
         if fd < 0 {
             return Ok(());
         }
@@ -885,7 +980,17 @@ impl TcpSocket {
 
     /// `getstats()`: bytes received, bytes sent, age in seconds.
     pub fn stats(&self) -> (u64, u64, f64) {
-        (self.received, self.sent, self.born.elapsed().as_secs_f64())
+        let age = self.now().saturating_sub(self.born);
+        (self.received, self.sent, age.max(0) as f64 / 1e9)
+    }
+
+    /// The time on the loop clock, nanoseconds. The borrow succeeds: the reactor is
+    /// borrowed only for Rust work that calls no socket method (see [`SharedReactor`]);
+    /// if it did not, the creation time would do.
+    fn now(&self) -> i64 {
+        self.reactor.try_borrow().map_or(self.born, |r| {
+            i64::try_from(r.clock().now()).unwrap_or(i64::MAX)
+        })
     }
 
     /// `setstats(received, sent, age)`: counts saturate at 0 and u64::MAX, the age at
@@ -901,9 +1006,8 @@ impl TcpSocket {
         self.received = count(received);
         self.sent = count(sent);
         let age = if age > 0.0 { age.min(1e9) } else { 0.0 };
-        self.born = Instant::now()
-            .checked_sub(Duration::from_secs_f64(age))
-            .unwrap_or_else(Instant::now);
+        // At most 1e18 nanoseconds: no overflow for a loop younger than 290 years.
+        self.born = self.now().saturating_sub((age * 1e9) as i64);
     }
 
     /// The descriptor, -1 when there is none.
@@ -925,7 +1029,7 @@ impl TcpSocket {
 
     /// How many received bytes wait in the buffer.
     pub fn buffered(&self) -> usize {
-        self.rbuf.len() + self.tls.as_ref().map_or(0, |t| t.buffered())
+        self.rbuf.len() + self.tls().map_or(0, |t| t.buffered())
     }
 
     /// `drain(prefix, pattern)`: what a receive that gives up hands back (see
@@ -943,6 +1047,16 @@ impl TcpSocket {
 impl Drop for TcpSocket {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+/// Counts `n` bytes sent (into the kernel, or into a TLS session) in the loop's counters.
+/// The borrow succeeds: the reactor is borrowed only for Rust work that calls no socket
+/// method (see [`SharedReactor`]).
+#[inline]
+fn count_sent(reactor: &SharedReactor, n: usize) {
+    if let Ok(reactor) = reactor.try_borrow() {
+        counters::add(&reactor.counters().bytes_out, n as u64);
     }
 }
 
