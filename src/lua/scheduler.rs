@@ -87,7 +87,7 @@ struct Parking {
     /// longer than twice the reactor's highest live token plus two: `wait` grows it only
     /// for the key of a live registration.
     slots: Vec<Slot>,
-    /// How many slots have a non-null `waiter`.
+    /// How many slots have a waiter (see [`Slot::waiter`]).
     count: usize,
     /// The thread the poll is resuming now (null: none), a loop thread for certain.
     resuming: *mut lua_State,
@@ -100,25 +100,61 @@ struct Parking {
     slow: Option<Duration>,
 }
 
-/// A wait key's threads (null: none).
+/// A wait key's threads, in 16 bytes (two per socket): the anchored thread, and whether
+/// it is the one parked on the key.
 #[derive(Clone, Copy)]
 struct Slot {
-    /// The thread parked on the key: non-null only while that thread is suspended in
-    /// `wait` on this key (checked before it is resumed: other code may have resumed it).
-    waiter: *mut lua_State,
-    /// The thread in the anchor table at this key, kept alive by it. Non-null whenever
-    /// `waiter` is (and then equal to it). The anchor outlives the wait until another
-    /// thread waits on the key or the key is unparked: a thread that parks on the same
-    /// key again and again (a connection's reader) costs no table write per wait.
+    /// The thread in the anchor table at this key, kept alive by it (null: none). The
+    /// anchor outlives the wait until another thread waits on the key or the key is
+    /// unparked: a thread that parks on the same key again and again (a connection's
+    /// reader) costs no table write per wait. Changed only while no thread is parked on
+    /// the key, so the waiter is always an anchored thread.
     anchored: *mut lua_State,
-    /// When the waiter parked (`Parking::polled_at` then).
-    since: u64,
+    /// Bit [`PARKED`]: `anchored` is parked on the key, which it is only while it is
+    /// suspended in `wait` on this key (checked before it is resumed: other code may have
+    /// resumed it); the bit is never set while `anchored` is null. The bits above it: when
+    /// the waiter parked (`Parking::polled_at` then: loop-clock nanoseconds, which fit 63
+    /// bits for 292 years).
+    parked_since: u64,
+}
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 16);
+
+/// The bit of [`Slot::parked_since`] that says the anchored thread is parked.
+const PARKED: u64 = 1;
+
+impl Slot {
+    /// The thread parked on the key (null: none).
+    #[inline]
+    fn waiter(&self) -> *mut lua_State {
+        if self.parked_since & PARKED != 0 {
+            self.anchored
+        } else {
+            ptr::null_mut()
+        }
+    }
+
+    /// The anchored thread parks on the key, at `since`.
+    #[inline]
+    fn park(&mut self, since: u64) {
+        self.parked_since = (since.min(u64::MAX >> 1) << 1) | PARKED;
+    }
+
+    /// No thread is parked on the key any more (the anchor stays).
+    #[inline]
+    fn clear_waiter(&mut self) {
+        self.parked_since &= !PARKED;
+    }
+
+    /// When the waiter parked.
+    fn since(&self) -> u64 {
+        self.parked_since >> 1
+    }
 }
 
 const EMPTY: Slot = Slot {
-    waiter: ptr::null_mut(),
     anchored: ptr::null_mut(),
-    since: 0,
+    parked_since: 0,
 };
 
 /// Pushes `parking`, a C closure over a userdata holding `reactor`, which the first call
@@ -266,9 +302,9 @@ unsafe extern "C-unwind" fn wait(state: *mut lua_State) -> c_int {
         slots[key].anchored = state;
     }
     let yielded = ffi::lua_yield(state, 0);
-    // The yield is under way: it happens when this function returns.
-    slots[key].waiter = state;
-    slots[key].since = (*parking).polled_at;
+    // The yield is under way: it happens when this function returns. `state` is
+    // anchored here (just above), and nobody waits on the key (the check above).
+    slots[key].park((*parking).polled_at);
     (*parking).count += 1;
     (*parking).just_parked = state;
     if let Some(seconds) = timeout {
@@ -318,11 +354,11 @@ unsafe extern "C-unwind" fn parked_on(state: *mut lua_State) -> c_int {
         st.push_nil();
         return 1;
     }
-    let key = (*parking).slots.iter().position(|slot| slot.waiter == co);
+    let key = (*parking).slots.iter().position(|slot| slot.waiter() == co);
     match key.and_then(|key| waiting_on(parking, key).map(|_| key)) {
         Some(key) => {
             st.push_int(key as i64);
-            let since = (&(*parking).slots)[key].since;
+            let since = (&(*parking).slots)[key].since();
             ffi::lua_pushnumber(state, since as f64 / 1e9);
             2
         }
@@ -384,12 +420,12 @@ unsafe extern "C-unwind" fn count(state: *mut lua_State) -> c_int {
 unsafe fn waiting_on(parking: *mut Parking, key: usize) -> Option<*mut lua_State> {
     let slots = &mut (*parking).slots;
     let slot = slots.get_mut(key)?;
-    let co = slot.waiter;
+    let co = slot.waiter();
     if co.is_null() {
         return None;
     }
     if ffi::lua_status(co) != ffi::LUA_YIELD {
-        slot.waiter = ptr::null_mut();
+        slot.clear_waiter();
         (*parking).count -= 1;
         return None;
     }
@@ -400,7 +436,7 @@ unsafe fn waiting_on(parking: *mut Parking, key: usize) -> Option<*mut lua_State
 unsafe fn take_waiter(parking: *mut Parking, key: usize) -> Option<*mut lua_State> {
     let co = waiting_on(parking, key)?;
     let slots = &mut (*parking).slots;
-    slots[key].waiter = ptr::null_mut();
+    slots[key].clear_waiter();
     (*parking).count -= 1;
     Some(co)
 }
@@ -512,9 +548,9 @@ unsafe fn warm_up(parking: *mut Parking, next: Option<&i64>, later: Option<&i64>
     let Some(k) = index(next) else {
         return;
     };
-    if let Some(slot) = slots.get(k).filter(|s| !s.waiter.is_null()) {
-        prefetch(slot.waiter.cast());
-        prefetch(slot.waiter.cast::<u8>().wrapping_add(64));
+    if let Some(waiter) = slots.get(k).map(Slot::waiter).filter(|w| !w.is_null()) {
+        prefetch(waiter.cast());
+        prefetch(waiter.cast::<u8>().wrapping_add(64));
     }
     if let Ok(reactor) = (*parking).reactor.try_borrow() {
         if let Some(owner) = reactor.owner(k / 2) {
