@@ -110,24 +110,30 @@ struct Slot {
     /// reader) costs no table write per wait. Changed only while no thread is parked on
     /// the key, so the waiter is always an anchored thread.
     anchored: *mut lua_State,
-    /// Bit [`PARKED`]: `anchored` is parked on the key, which it is only while it is
-    /// suspended in `wait` on this key (checked before it is resumed: other code may have
-    /// resumed it); the bit is never set while `anchored` is null. The bits above it: when
-    /// the waiter parked (`Parking::polled_at` then: loop-clock nanoseconds, which fit 63
-    /// bits for 292 years).
-    parked_since: u64,
+    /// When the anchored thread parked on the key (`Parking::polled_at` then, loop-clock
+    /// nanoseconds), or [`NOT_PARKED`]. It is parked only while it is suspended in `wait`
+    /// on this key (checked before it is resumed: other code may have resumed it), and
+    /// never while `anchored` is null.
+    parked_at: u64,
 }
 
 const _: () = assert!(std::mem::size_of::<Slot>() == 16);
 
-/// The bit of [`Slot::parked_since`] that says the anchored thread is parked.
-const PARKED: u64 = 1;
+/// [`Slot::parked_at`] of a key nobody is parked on; a park time is at most one less
+/// (584 years on the loop clock).
+const NOT_PARKED: u64 = u64::MAX;
 
 impl Slot {
+    /// Whether a thread is parked on the key: then it is `anchored`.
+    #[inline]
+    fn is_parked(&self) -> bool {
+        self.parked_at != NOT_PARKED
+    }
+
     /// The thread parked on the key (null: none).
     #[inline]
     fn waiter(&self) -> *mut lua_State {
-        if self.parked_since & PARKED != 0 {
+        if self.is_parked() {
             self.anchored
         } else {
             ptr::null_mut()
@@ -137,24 +143,19 @@ impl Slot {
     /// The anchored thread parks on the key, at `since`.
     #[inline]
     fn park(&mut self, since: u64) {
-        self.parked_since = (since.min(u64::MAX >> 1) << 1) | PARKED;
+        self.parked_at = since.min(NOT_PARKED - 1);
     }
 
     /// No thread is parked on the key any more (the anchor stays).
     #[inline]
     fn clear_waiter(&mut self) {
-        self.parked_since &= !PARKED;
-    }
-
-    /// When the waiter parked.
-    fn since(&self) -> u64 {
-        self.parked_since >> 1
+        self.parked_at = NOT_PARKED;
     }
 }
 
 const EMPTY: Slot = Slot {
     anchored: ptr::null_mut(),
-    parked_since: 0,
+    parked_at: NOT_PARKED,
 };
 
 /// Pushes `parking`, a C closure over a userdata holding `reactor`, which the first call
@@ -358,7 +359,7 @@ unsafe extern "C-unwind" fn parked_on(state: *mut lua_State) -> c_int {
     match key.and_then(|key| waiting_on(parking, key).map(|_| key)) {
         Some(key) => {
             st.push_int(key as i64);
-            let since = (&(*parking).slots)[key].since();
+            let since = (&(*parking).slots)[key].parked_at;
             ffi::lua_pushnumber(state, since as f64 / 1e9);
             2
         }
@@ -420,10 +421,10 @@ unsafe extern "C-unwind" fn count(state: *mut lua_State) -> c_int {
 unsafe fn waiting_on(parking: *mut Parking, key: usize) -> Option<*mut lua_State> {
     let slots = &mut (*parking).slots;
     let slot = slots.get_mut(key)?;
-    let co = slot.waiter();
-    if co.is_null() {
+    if !slot.is_parked() {
         return None;
     }
+    let co = slot.anchored;
     if ffi::lua_status(co) != ffi::LUA_YIELD {
         slot.clear_waiter();
         (*parking).count -= 1;
@@ -548,7 +549,7 @@ unsafe fn warm_up(parking: *mut Parking, next: Option<&i64>, later: Option<&i64>
     let Some(k) = index(next) else {
         return;
     };
-    if let Some(waiter) = slots.get(k).map(Slot::waiter).filter(|w| !w.is_null()) {
+    if let Some(waiter) = slots.get(k).filter(|s| s.is_parked()).map(|s| s.anchored) {
         prefetch(waiter.cast());
         prefetch(waiter.cast::<u8>().wrapping_add(64));
     }
