@@ -160,14 +160,12 @@ end
 
 -- Wraps one of our UDP sockets or a LuaSocket UDP object.
 function U.wrap(s)
-	local self = setmetatable({s, -1, core.isudp(s), false}, udp)
-	if self[OURS] then
-		self[TOKEN] = s:token()
-	else
+	local ours = core.isudp(s)
+	local self = setmetatable({s, ours and s:token() or -1, ours, false}, udp)
+	if not ours then
 		-- Its descriptor is registered when a thread first waits (LuaSocket's udp()
 		-- makes it on the first setsockname, setpeername or sendto).
 		s:settimeout(0)
-		self[TOKEN] = -1
 	end
 	refresh_class(self)
 	return self

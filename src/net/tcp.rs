@@ -581,7 +581,7 @@ impl TcpSocket {
             (State::Closed, _) => return Sent::Failed(Cow::Borrowed("closed"), done),
             _ => return Sent::NotConnected,
         };
-        if self.cold.as_ref().is_some_and(|c| c.tls.is_some()) {
+        if self.tls().is_some() {
             let fd = sock.as_raw_fd();
             return self.send_tls(fd, bytes, done, end);
         }
@@ -656,11 +656,13 @@ impl TcpSocket {
 
     /// Drives the handshake `starttls` began.
     pub fn handshake(&mut self) -> Step {
-        let tls = self.cold.as_deref_mut().and_then(|c| c.tls.as_deref_mut());
-        let (Some(tls), Some(sock)) = (tls, self.sock.as_ref()) else {
+        let Some(fd) = self.sock.as_ref().map(AsRawFd::as_raw_fd) else {
             return Step::Failed("closed".to_string());
         };
-        let step = tls.handshake(sock.as_raw_fd());
+        let Some(tls) = self.tls_mut() else {
+            return Step::Failed("closed".to_string());
+        };
+        let step = tls.handshake(fd);
         match step {
             Step::WantRead => self.mark_drained(),
             Step::WantWrite => self.mark_full(),
@@ -885,13 +887,13 @@ impl TcpSocket {
 
     /// LuaSocket's `shutdown(how)`.
     pub fn shutdown(&mut self, how: Shutdown) -> Outcome<()> {
-        let Some(sock) = self.sock.as_ref() else {
+        let Some(fd) = self.sock.as_ref().map(AsRawFd::as_raw_fd) else {
             return Err(Failure::io("closed"));
         };
-        let tls = self.cold.as_deref_mut().and_then(|c| c.tls.as_deref_mut());
-        if let (Some(tls), Shutdown::Both | Shutdown::Write) = (tls, how) {
-            tls.close_notify(sock.as_raw_fd());
+        if let (Some(tls), Shutdown::Both | Shutdown::Write) = (self.tls_mut(), how) {
+            tls.close_notify(fd);
         }
+        let sock = self.sock.as_ref().ok_or_else(closed_error)?;
         Ok(sock.shutdown(how)?)
     }
 
